@@ -52,7 +52,11 @@ class Geometry:
             a, x, y = _ring_moments(ring)
             # exterior counts positive, holes negative, whatever their orientation
             sign = 1.0 if i == 0 else -1.0
-            a, x, y = (abs(a) * sign, x * math.copysign(1, a) * sign, y * math.copysign(1, a) * sign)
+            a, x, y = (
+                abs(a) * sign,
+                x * math.copysign(1, a) * sign,
+                y * math.copysign(1, a) * sign,
+            )
             total += a
             cx += x
             cy += y
@@ -228,9 +232,9 @@ def _on_segment(x: float, y: float, a: tuple, b: tuple, eps: float = 1e-9) -> bo
     cross = (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)
     if abs(cross) > eps * scale * max(abs(x2 - x1) + abs(y2 - y1), 1e-300):
         return False
-    return min(x1, x2) - eps <= x <= max(x1, x2) + eps and min(y1, y2) - eps <= y <= max(
-        y1, y2
-    ) + eps
+    return (
+        min(x1, x2) - eps <= x <= max(x1, x2) + eps and min(y1, y2) - eps <= y <= max(y1, y2) + eps
+    )
 
 
 def _on_ring(ring: Ring, x: float, y: float) -> bool:

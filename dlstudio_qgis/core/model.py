@@ -6,8 +6,8 @@ import getpass
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 
 from .errors import ValidationError
 from .geometry import Geometry
@@ -17,7 +17,7 @@ PALETTE = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#ffff33", "#a
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def current_user() -> str:
@@ -25,7 +25,7 @@ def current_user() -> str:
     return (os.environ.get("DLSTUDIO_USER") or getpass.getuser() or "unknown").strip()
 
 
-class InferenceTool(str, Enum):
+class InferenceTool(StrEnum):
     DETECT_OBJECTS = "DETECT_OBJECTS"
     CLASSIFY_PIXELS = "CLASSIFY_PIXELS"
     CLASSIFY_OBJECTS = "CLASSIFY_OBJECTS"
@@ -39,7 +39,9 @@ class InferenceTool(str, Enum):
             return cls(key)
         except ValueError:
             names = ", ".join(t.value for t in cls)
-            raise ValidationError(f"Unknown inference tool '{value}'. Use one of: {names}.") from None
+            raise ValidationError(
+                f"Unknown inference tool '{value}'. Use one of: {names}."
+            ) from None
 
     def sample_geometries(self) -> tuple[str, ...]:
         """Geometry types its samples may have; the first is the default."""

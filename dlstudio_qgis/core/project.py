@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 from . import schema
-from .schema import log as _log
 from .errors import NotFoundError, PermissionDeniedError, ProjectCompleteError, ValidationError
 from .geometry import rectangle, to_gpkg
 from .model import (
@@ -23,6 +22,7 @@ from .model import (
     validate_classes,
 )
 from .roles import Action, Role, require
+from .schema import log as _log
 from .workflow import WorkflowMixin
 
 JOB_ACTIONS = {"export": Action.EXPORT, "train": Action.TRAIN, "infer": Action.INFER,
@@ -236,7 +236,8 @@ class Project(WorkflowMixin):
             t = now()
             if old is None:
                 con.execute(
-                    "INSERT INTO dls_members VALUES (?, ?, ?, ?)", (member, role.value, t, self.user)
+                    "INSERT INTO dls_members VALUES (?, ?, ?, ?)",
+                    (member, role.value, t, self.user),
                 )
             else:
                 con.execute("UPDATE dls_members SET role = ? WHERE user = ?", (role.value, member))
@@ -259,7 +260,9 @@ class Project(WorkflowMixin):
         with schema.transaction(self.path) as con:
             self._require(con, Action.CONFIGURE)
             try:
-                con.execute("INSERT INTO dls_classes VALUES (?, ?, ?)", (cls.value, cls.name, cls.color))
+                con.execute(
+                    "INSERT INTO dls_classes VALUES (?, ?, ?)", (cls.value, cls.name, cls.color)
+                )
             except sqlite3.IntegrityError:
                 raise ValidationError(
                     f"The schema already has a class with value {cls.value} or name "
@@ -311,7 +314,9 @@ class Project(WorkflowMixin):
     ) -> None:
         """Move a job along submitted -> executing -> succeeded / failed / cancelled."""
         with schema.transaction(self.path) as con:
-            row = con.execute("SELECT kind, status FROM dls_jobs WHERE id = ?", (job_id,)).fetchone()
+            row = con.execute(
+                "SELECT kind, status FROM dls_jobs WHERE id = ?", (job_id,)
+            ).fetchone()
             if row is None:
                 raise NotFoundError(f"No job '{job_id}' in project '{self.name}'.")
             self._require(con, JOB_ACTIONS[row["kind"]])

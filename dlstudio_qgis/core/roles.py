@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from .errors import PermissionDeniedError, ValidationError
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     OWNER = "owner"
     ANALYST = "analyst"
     COLLECTOR = "collector"
@@ -23,7 +23,7 @@ class Role(str, Enum):
             raise ValidationError(f"Unknown role '{value}'. Use one of: {names}.") from None
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     VIEW = "view"
     CONFIGURE = "configure the project (schema, work units, members)"
     COLLECT = "collect or edit samples"

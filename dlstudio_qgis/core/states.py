@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from .errors import IllegalTransitionError, ValidationError
 
 
-class _Status(str, Enum):
+class _Status(StrEnum):
     @property
     def label(self) -> str:
         return self.value.replace("_", " ").capitalize()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from . import schema
 from .errors import (
@@ -174,9 +174,11 @@ class WorkflowMixin:
         ids = _ids(ids)
         with schema.transaction(self.path) as con:
             self._require(con, Action.CONFIGURE)
-            if assignee is not None and con.execute(
-                "SELECT 1 FROM dls_members WHERE user = ?", (assignee,)
-            ).fetchone() is None:
+            if (
+                assignee is not None
+                and con.execute("SELECT 1 FROM dls_members WHERE user = ?", (assignee,)).fetchone()
+                is None
+            ):
                 raise ValidationError(
                     f"'{assignee}' is not a member of project '{self.name}'; add them first."
                 )
@@ -193,9 +195,7 @@ class WorkflowMixin:
     def start_next_unit(self) -> WorkUnit | None:
         """Give the acting user the next Queued unit nobody else holds, locked for a while."""
         t = now()
-        until = (datetime.now(timezone.utc) + timedelta(hours=LOCK_HOURS)).isoformat(
-            timespec="milliseconds"
-        )
+        until = (datetime.now(UTC) + timedelta(hours=LOCK_HOURS)).isoformat(timespec="milliseconds")
         with schema.transaction(self.path) as con:
             self._require(con, Action.COLLECT)
             row = con.execute(
@@ -327,7 +327,9 @@ class WorkflowMixin:
                 problem = _sample_problem(geometry, info.inference_tool, info.sample_geometry)
                 if problem:
                     raise GeometryError(f"Sample {fid}: {problem}.")
-                unit = _unit_for(units, geometry) if _touches(geometry, info.imagery.extent) else None
+                unit = (
+                    _unit_for(units, geometry) if _touches(geometry, info.imagery.extent) else None
+                )
                 if unit is None:
                     raise OutsideImageryError(
                         f"The new shape of sample {fid} lies outside the imagery's work units."
@@ -457,7 +459,8 @@ class WorkflowMixin:
                 r[0]: {"name": r[1], "count": r[2]}
                 for r in con.execute(
                     "SELECT c.value, c.name, COUNT(s.fid) FROM dls_classes c LEFT JOIN "
-                    "training_samples s ON s.class_value = c.value GROUP BY c.value ORDER BY c.value"
+                    "training_samples s ON s.class_value = c.value "
+                    "GROUP BY c.value ORDER BY c.value"
                 )
             }
             exportable = con.execute(

@@ -24,9 +24,18 @@ def test_concurrent_transitions_lose_nothing(project):
     worker = Path(__file__).with_name("race_worker.py")
     procs = [
         subprocess.Popen(
-            [sys.executable, str(worker), str(project.path), f"analyst{i}",
-             str(TRANSITIONS_EACH), str(i)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            [
+                sys.executable,
+                str(worker),
+                str(project.path),
+                f"analyst{i}",
+                str(TRANSITIONS_EACH),
+                str(i),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )  # fmt: skip
         for i in range(PROCESSES)
     ]

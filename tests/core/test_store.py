@@ -177,7 +177,11 @@ def test_jobs_move_through_their_statuses(project):
     project.update_job(job, "executing")
     project.update_job(job, "succeeded", result={"dlpk": "/x.dlpk"})
     (j,) = project.jobs()
-    assert (j["status"], j["parameters"]["epochs"], j["result"]["dlpk"]) == ("succeeded", 2, "/x.dlpk")
+    assert (j["status"], j["parameters"]["epochs"], j["result"]["dlpk"]) == (
+        "succeeded",
+        2,
+        "/x.dlpk",
+    )
     assert j["started_at"] and j["finished_at"]
     from dlstudio_qgis.core import IllegalTransitionError
 

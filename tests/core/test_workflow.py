@@ -33,7 +33,12 @@ def unit_history(project, fid):
 def test_grid_covers_the_imagery_from_the_top_left(project):
     units = project.work_units()
     assert [u.name for u in units] == ["R1C1", "R1C2", "R2C1", "R2C2"]
-    assert units[0].geometry.bounds() == (ORIGIN[0], ORIGIN[1] + 100, ORIGIN[0] + 100, ORIGIN[1] + 200)
+    assert units[0].geometry.bounds() == (
+        ORIGIN[0],
+        ORIGIN[1] + 100,
+        ORIGIN[0] + 100,
+        ORIGIN[1] + 200,
+    )
     assert sum(u.geometry.area() for u in units) == pytest.approx(200 * 200)
 
 
@@ -107,7 +112,9 @@ def test_sample_validation(project, tmp_path):
         carla.add_sample(polygon([(x + 1, y + 1), (x + 9, y + 1), (x + 5, y + 9)]), 1)
     with pytest.raises(GeometryError, match="not points"):
         carla.add_sample(point(x + 5, y + 5), 1)
-    with pytest.raises(ValidationError, match=r"Class 'tree' is not in the project's schema \(1:building, 2:road\)"):
+    with pytest.raises(
+        ValidationError, match=r"Class 'tree' is not in the project's schema \(1:building, 2:road\)"
+    ):
         carla.add_sample(box(10, 10), "tree")
     with pytest.raises(ValidationError, match="Class '7'"):
         carla.add_sample(box(10, 10), 7)
@@ -238,8 +245,8 @@ def test_progress_is_derived_from_state(project):
     adam.review_samples([2], "rejected")
     p = project.progress()
     assert p["work_units"]["total"] == 4
-    assert p["work_units"]["by_status"] == {
-        "queued": 2, "in_progress": 1, "pending_review": 0, "in_review": 1, "reviewed": 0}  # fmt: skip
+    by_status = {"queued": 2, "in_progress": 1, "pending_review": 0, "in_review": 1, "reviewed": 0}
+    assert p["work_units"]["by_status"] == by_status
     assert p["samples"]["by_status"] == {"pending": 1, "approved": 1, "rejected": 1}
     assert p["per_collector"]["carla"] == {"pending": 0, "approved": 1, "rejected": 1, "total": 2}
     assert p["per_collector"]["colin"]["total"] == 1
