@@ -161,6 +161,7 @@ class Sample:
     reviewed_by: str | None
     reviewed_at: str | None
     review_comment: str | None
+    source: str | None
     geometry: Geometry = field(repr=False)
 
 

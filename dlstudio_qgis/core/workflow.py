@@ -27,6 +27,13 @@ W, S = WorkUnitStatus, SampleStatus
 LOCK_HOURS = 8
 MAX_WORK_UNITS = 100_000
 _COLLECTABLE = (W.QUEUED, W.IN_PROGRESS)
+#: the workflow steps a caller can take on units, and the status each leads to
+WORKFLOW_EVENTS = {
+    "mark_complete": W.PENDING_REVIEW,
+    "open_review": W.IN_REVIEW,
+    "finish_review": W.REVIEWED,
+    "send_back": W.QUEUED,
+}
 
 
 class WorkflowMixin:
@@ -156,6 +163,7 @@ class WorkflowMixin:
         changed = []
         with schema.transaction(self.path) as con:
             self._require(con, Action.REVIEW)
+            _require_units(con, ids)
             for fid in ids:
                 cur = W(_unit_row(con, fid)["status"])
                 if exp is not None and cur is not exp:
@@ -214,42 +222,63 @@ class WorkflowMixin:
             log(con, self.user, "work_unit", row["fid"], "assign", "queued", "queued", self.user)
             return _unit(_unit_row(con, row["fid"]))
 
-    def mark_unit_complete(self, fid: int, comment: str = "") -> None:
-        """The collector is done: Queued / In progress -> Pending review."""
-        with schema.transaction(self.path) as con:
-            role = self._require(con, Action.COLLECT)
-            row = _unit_row(con, fid)
-            self._check_lock(row, role)
-            cur = W(row["status"])
-            _transition(con, self.user, fid, cur, workflow_target("mark_complete", cur, fid),
-                        "mark_complete", comment)  # fmt: skip
+    def mark_unit_complete(self, fid: int, comment: str = "") -> bool:
+        """The collector is done: Queued / In progress -> Pending review.
 
-    def open_review(self, fid: int) -> None:
+        Like the other workflow steps, returns False when the unit already was there.
+        """
+        return bool(self.workflow_units([fid], "mark_complete", comment))
+
+    def open_review(self, fid: int, comment: str = "") -> bool:
         """A reviewer opens a unit: Pending review -> In review."""
-        with schema.transaction(self.path) as con:
-            self._require(con, Action.REVIEW)
-            self._open_review(con, _unit_row(con, fid))
+        return bool(self.workflow_units([fid], "open_review", comment))
 
     def finish_review(
         self, fid: int, status: str | WorkUnitStatus = W.REVIEWED, comment: str = ""
-    ) -> None:
+    ) -> bool:
         """In review -> Reviewed, or -> Queued to send rejected samples back to the collector."""
         status = W.parse(status)
         if status not in (W.REVIEWED, W.QUEUED):
             raise ValidationError("A review finishes as REVIEWED or QUEUED (sent back).")
+        event = "finish_review" if status is W.REVIEWED else "send_back"
+        return bool(self.workflow_units([fid], event, comment))
+
+    def workflow_units(self, ids: Iterable[int], event: str, comment: str = "") -> list[int]:
+        """Take one workflow step on several units in one transaction, all or nothing.
+
+        `event` is mark_complete, open_review, finish_review or send_back. Units already in
+        the step's target status are left alone; returns the ids that changed.
+        """
+        if event not in WORKFLOW_EVENTS:
+            raise ValidationError(
+                f"Unknown workflow step '{event}'; use one of {', '.join(WORKFLOW_EVENTS)}."
+            )
+        ids = _ids(ids)
+        target = WORKFLOW_EVENTS[event]
+        changed = []
         with schema.transaction(self.path) as con:
-            self._require(con, Action.REVIEW)
-            row = _unit_row(con, fid)
-            cur = W(row["status"])
-            event = "finish_review" if status is W.REVIEWED else "send_back"
-            target = workflow_target(event, cur, fid)
-            pending = _count(con, fid, S.PENDING)
-            if pending:
-                raise IllegalTransitionError(
-                    f"Work unit {fid} still has {pending} samples Pending approval; approve or "
-                    "reject them before finishing its review."
-                )
-            _transition(con, self.user, fid, cur, target, event, comment)
+            action = Action.COLLECT if event == "mark_complete" else Action.REVIEW
+            role = self._require(con, action)
+            _require_units(con, ids)
+            for fid in ids:
+                row = _unit_row(con, fid)
+                cur = W(row["status"])
+                if cur is target:
+                    continue
+                if event == "mark_complete":
+                    self._check_lock(row, role)
+                to = workflow_target(event, cur, fid)
+                if event in ("finish_review", "send_back"):
+                    pending = _count(con, fid, S.PENDING)
+                    if pending:
+                        raise IllegalTransitionError(
+                            f"Work unit {fid} still has {pending} samples Pending approval; "
+                            "approve or reject them before finishing its review."
+                        )
+                reviewer = self.user if event == "open_review" else None
+                _transition(con, self.user, fid, cur, to, event, comment, reviewer=reviewer)
+                changed.append(fid)
+        return changed
 
     # --- samples ---------------------------------------------------------------------------
 
@@ -546,6 +575,18 @@ def _transition(con, user, fid, frm: W, to: W, action: str, comment: str, review
     log(con, user, "work_unit", fid, action, frm.value, to.value, comment)
 
 
+def _require_units(con: sqlite3.Connection, ids: list[int]) -> None:
+    """NotFoundError naming every id in `ids` that is not a work unit."""
+    known = {r[0] for r in con.execute("SELECT fid FROM work_units")}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise NotFoundError(
+            f"No work unit {shown} in this project; nothing changed. Check the ids "
+            "(the fid column of the work_units layer)."
+        )
+
+
 def _unit_row(con: sqlite3.Connection, fid: int) -> sqlite3.Row:
     row = con.execute("SELECT * FROM work_units WHERE fid = ?", (int(fid),)).fetchone()
     if row is None:
@@ -564,7 +605,7 @@ def _sample(r: sqlite3.Row) -> Sample:
     return Sample(
         r["fid"], r["class_value"], S(r["status"]), r["work_unit"], r["collected_by"],
         r["collected_at"], r["updated_by"], r["updated_at"], r["reviewed_by"],
-        r["reviewed_at"], r["review_comment"], from_gpkg(r["geom"]),
+        r["reviewed_at"], r["review_comment"], r["source"], from_gpkg(r["geom"]),
     )  # fmt: skip
 
 

@@ -33,14 +33,11 @@ def main(path: str, user: str, target: int, seed: int) -> None:
                 if project.set_work_unit_status([unit.fid], new, expected=unit.status):
                     ok += 1
             elif kind < 0.7:
-                project.mark_unit_complete(unit.fid)
-                ok += 1
+                ok += project.mark_unit_complete(unit.fid)
             elif kind < 0.85:
-                project.open_review(unit.fid)
-                ok += 1
+                ok += project.open_review(unit.fid)
             else:
-                project.finish_review(unit.fid, rnd.choice(["reviewed", "queued"]))
-                ok += 1
+                ok += project.finish_review(unit.fid, rnd.choice(["reviewed", "queued"]))
         except ConcurrentChangeError:
             conflicts += 1
         except IllegalTransitionError:

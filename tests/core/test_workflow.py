@@ -255,3 +255,24 @@ def test_progress_is_derived_from_state(project):
     assert unit["samples"] == {"pending": 0, "approved": 1, "rejected": 1}
     assert p["exportable_samples"] == 0  # approved, but its unit is not Reviewed yet
     assert sum(p["work_units"]["by_status"].values()) == p["work_units"]["total"]
+
+
+def test_batch_workflow_step_is_all_or_nothing(project):
+    carla, adam = as_user(project, "carla"), as_user(project, "adam")
+    carla.add_samples([(box(10, 10), 1), (box(150, 150), 1)])  # units 4 and 3
+    assert carla.workflow_units([3, 4], "mark_complete", "done") == [3, 4]
+    assert carla.workflow_units([3, 4], "mark_complete") == []  # already there
+    snapshot = dump(project.path)
+    # unit 2 is Queued: opening its review is illegal, so units 3 and 4 stay as they are
+    with pytest.raises(IllegalTransitionError, match="Work unit 2 is Queued"):
+        adam.workflow_units([3, 4, 2], "open_review")
+    assert dump(project.path) == snapshot
+    assert adam.workflow_units([3, 4], "open_review", "looking") == [3, 4]
+    assert project.work_unit(3).reviewer == "adam"
+    assert project.history("work_unit", 3)[-1].comment == "looking"
+    with pytest.raises(IllegalTransitionError, match="Pending approval"):
+        adam.workflow_units([3], "finish_review")
+    with pytest.raises(ValidationError, match="Unknown workflow step"):
+        adam.workflow_units([3], "approve")
+    with pytest.raises(PermissionDeniedError, match="analyst"):
+        carla.workflow_units([3], "send_back")
