@@ -280,6 +280,42 @@ class WorkflowMixin:
                 changed.append(fid)
         return changed
 
+    def finish_reviews(self, ids: Iterable[int], send_back_rejected: bool = True) -> dict:
+        """Finish the review of those units In review with nothing left Pending approval.
+
+        A unit goes back to Queued when `send_back_rejected` and samples were rejected in
+        this review round (since the unit was last opened); else it becomes Reviewed.
+        Samples rejected in an earlier round and left so were kept as rejected by the
+        reviewer, so they no longer send the unit back. One transaction; returns
+        {fid: (new status, rejections this round)} for the units finished.
+        """
+        ids = _ids(ids)
+        done = {}
+        with schema.transaction(self.path) as con:
+            self._require(con, Action.REVIEW)
+            _require_units(con, ids)
+            for fid in ids:
+                if W(_unit_row(con, fid)["status"]) is not W.IN_REVIEW or _count(
+                    con, fid, S.PENDING
+                ):
+                    continue
+                opened = con.execute(
+                    "SELECT MAX(at) FROM dls_history WHERE entity = 'work_unit' AND "
+                    "entity_id = ? AND to_status = 'in_review'",
+                    (str(fid),),
+                ).fetchone()[0]
+                rejected = con.execute(
+                    "SELECT COUNT(*) FROM training_samples WHERE work_unit = ? AND "
+                    "status = 'rejected' AND reviewed_at >= ?",
+                    (fid, opened or ""),
+                ).fetchone()[0]
+                to = W.QUEUED if send_back_rejected and rejected else W.REVIEWED
+                event = "send_back" if to is W.QUEUED else "finish_review"
+                note = f"{rejected} samples rejected" if rejected else ""
+                _transition(con, self.user, fid, W.IN_REVIEW, to, event, note)
+                done[fid] = (to, rejected)
+        return done
+
     # --- samples ---------------------------------------------------------------------------
 
     def add_sample(self, geometry: Geometry, class_value: int | str) -> int:
@@ -421,7 +457,6 @@ class WorkflowMixin:
             raise ValidationError("Review sets APPROVED or REJECTED; editing resets to pending.")
         ids = _ids(ids)
         changed, unchanged, opened = [], [], []
-        t = now()
         with schema.transaction(self.path) as con:
             self._require(con, Action.REVIEW)
             for fid in ids:
@@ -443,6 +478,7 @@ class WorkflowMixin:
                 if old is status:
                     unchanged.append(fid)
                     continue
+                t = now()
                 cur = con.execute(
                     "UPDATE training_samples SET status = ?, reviewed_by = ?, reviewed_at = ?, "
                     "review_comment = ? WHERE fid = ? AND status = ?",

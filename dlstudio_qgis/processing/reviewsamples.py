@@ -36,8 +36,9 @@ class ReviewSamples(DlsAlgorithm):
         "review (the first review opens them: In review) or In review. Owners and analysts "
         "review.\n\n"
         "FINISH decides what happens to the work units touched once none of their samples is "
-        "Pending approval any more: AUTO (default) finishes the review, sending a unit with "
-        "rejected samples back to Queued so the collector fixes them, else marking it Reviewed; "
+        "Pending approval any more: AUTO (default) finishes the review, sending a unit back to "
+        "Queued when samples were rejected in this review round (since the unit was opened), "
+        "so the collector fixes them, else marking it Reviewed; "
         "REVIEWED marks them Reviewed even with rejected samples (those are not exported); "
         "LEAVE keeps them In review."
     )
@@ -78,7 +79,8 @@ class ReviewSamples(DlsAlgorithm):
                     usesStaticStrings=True,
                 ),
                 "For each work unit touched with no sample left Pending approval: AUTO "
-                "finishes its review (Queued if it has rejected samples, else Reviewed); "
+                "finishes its review (Queued if samples were rejected in this review round, else "
+                "Reviewed); "
                 "REVIEWED marks it Reviewed even with rejected samples; LEAVE keeps it In review.",
             )
         )
@@ -110,33 +112,20 @@ class ReviewSamples(DlsAlgorithm):
             steps.pushInfo(
                 tr(f"Opened the review of work units {', '.join(map(str, result.opened_units))}.")
             )
-        finished = []
+        finished = {}
         steps.setCurrentStep(1)
         if finish != "LEAVE":
-            units = sorted({s.work_unit for s in project.samples(ids=ids)})
-            for n, fid in enumerate(units):
-                if steps.isCanceled():
-                    break
-                steps.setProgress(100.0 * n / len(units))
-                if project.work_unit(fid).status is not W.IN_REVIEW:
-                    continue
-                if project.samples(status=S.PENDING, work_unit=fid):
-                    continue
-                rejected = len(project.samples(status=S.REJECTED, work_unit=fid))
-                target = W.QUEUED if finish == "AUTO" and rejected else W.REVIEWED
-                note = comment or (
-                    f"sent back: {count(rejected, 'rejected sample')}" if target is W.QUEUED else ""
-                )
-                project.finish_review(fid, target, note)
-                finished.append(fid)
+            units = sorted({smp.work_unit for smp in project.samples(ids=ids)})
+            finished = project.finish_reviews(units, send_back_rejected=finish == "AUTO")
+            for fid, (target, rejected) in finished.items():
                 steps.pushInfo(
                     tr(
                         f"Work unit {fid}: review finished, now {target.label}"
-                        + (f" ({count(rejected, 'rejected sample')})." if rejected else ".")
+                        + (f" ({count(rejected, 'sample')} rejected)." if rejected else ".")
                     )
                 )
         return {
             "CHANGED": len(result.changed),
             "UNCHANGED": len(result.unchanged),
-            "FINISHED_UNITS": ",".join(map(str, finished)),
+            "FINISHED_UNITS": ",".join(map(str, sorted(finished))),
         }

@@ -276,3 +276,19 @@ def test_batch_workflow_step_is_all_or_nothing(project):
         adam.workflow_units([3], "approve")
     with pytest.raises(PermissionDeniedError, match="analyst"):
         carla.workflow_units([3], "send_back")
+
+
+def test_finish_reviews_sends_back_only_for_this_rounds_rejections(project):
+    carla, adam = as_user(project, "carla"), as_user(project, "adam")
+    a, b, c = carla.add_samples([(box(10, 10), 1), (box(30, 30), 1), (box(50, 50), 1)])
+    carla.mark_unit_complete(BOTTOM_LEFT)
+    adam.review_samples([a, b], "approved")
+    assert adam.finish_reviews([BOTTOM_LEFT]) == {}  # c is still pending: nothing finished
+    adam.review_samples([c], "rejected", "a shadow")
+    assert adam.finish_reviews([BOTTOM_LEFT]) == {BOTTOM_LEFT: (W.QUEUED, 1)}
+    # the collector adds a missing box but leaves c as it is; the reviewer keeps c rejected
+    (d,) = carla.add_samples([(box(70, 70), 1)])
+    carla.mark_unit_complete(BOTTOM_LEFT)
+    adam.review_samples([d], "approved")
+    assert adam.finish_reviews([BOTTOM_LEFT]) == {BOTTOM_LEFT: (W.REVIEWED, 0)}
+    assert project.progress()["exportable_samples"] == 3
