@@ -30,7 +30,7 @@ ALGORITHMS = {
 ORIGIN = (500000.0, 4000200.0)  # top-left, EPSG:32611
 OWNER, ANALYST, COLLECTOR = "olivia", "ann", "carl"
 
-pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process.bin not installed")
+assert QGIS_PROCESS, "qgis_process.bin is missing: run `make setup`"
 
 
 @pytest.fixture(scope="module")

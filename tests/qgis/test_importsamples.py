@@ -220,7 +220,6 @@ def test_import_into_a_reviewed_unit_is_refused(make_project, tmp_path):
 LANDSAT = Path(__file__).resolve().parents[3] / "shared" / "data" / "landsat_albers" / "image.tif"
 
 
-@pytest.mark.skipif(not LANDSAT.is_file(), reason="shared test data not present")
 def test_custom_crs_project_reprojects_through_its_wkt(tmp_path):
     """A raster in a custom Albers CRS (no authority id): the project keeps the WKT."""
     path = str(tmp_path / "albers.gpkg")

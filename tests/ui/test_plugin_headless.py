@@ -16,11 +16,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = "/usr/bin/python3"
 
-pytestmark = pytest.mark.skipif(
-    subprocess.run([PYTHON, "-c", "import qgis.core"], capture_output=True).returncode != 0,
-    reason="QGIS's Python bindings are not installed",
-)
-
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory) -> dict:
