@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from engine_helpers import probe, run_engine
 
-from dlstudio_qgis.engine.synth import ROOFS, make_layout, render_window
+from dlstudio_qgis.engine.scene import ROOFS, make_layout, render_window
 
 
 def hex_rgb(h: str) -> np.ndarray:
