@@ -23,9 +23,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .protocol import InputError
-from .scene import Layout, make_layout, render_window, road_polygon
+
+if TYPE_CHECKING:  # the scene needs numpy: import it only when a scene is drawn
+    from .scene import Layout
 
 HELP = "draw a synthetic aerial scene (GeoTIFF) with buildings.geojson and roads.geojson"
 
@@ -167,6 +170,8 @@ def write_vectors(cfg: Config, layout: Layout, crs) -> tuple[int, int]:
     from shapely.geometry import mapping
     from shapely.geometry.polygon import orient
 
+    from .scene import road_polygon
+
     px, (ox, oy) = cfg.pixel_size, cfg.origin
     to_map = [px, 0.0, 0.0, -px, ox, oy]
     buildings = []
@@ -225,6 +230,8 @@ def run(params: dict, reporter) -> dict:
         f"Drawing a {cfg.width}x{cfg.height} scene (seed {cfg.seed}, {cfg.pixel_size} m "
         f"pixels, {cfg.crs}) into {cfg.output}"
     )
+    from .scene import make_layout, render_window
+
     layout = make_layout(cfg.width, cfg.height, cfg.seed)
     reporter.log(
         f"Layout: {len(layout.roads)} roads, {len(layout.buildings)} buildings, "
