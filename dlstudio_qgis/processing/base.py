@@ -16,6 +16,7 @@ from pathlib import Path
 from qgis.core import (
     Qgis,
     QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
     QgsExpression,
     QgsExpressionContext,
     QgsExpressionContextUtils,
@@ -263,6 +264,24 @@ def project_crs(project: Project) -> QgsCoordinateReferenceSystem:
             )
         )
     return crs
+
+
+def transform_to_project(source, crs, context, feedback, what: str):
+    """A transform from `source`'s CRS to the project's, or None when none is needed.
+
+    A layer without a CRS is taken to be in the project's CRS, with a warning.
+    """
+    if not source.sourceCrs().isValid():
+        feedback.pushWarning(
+            tr(
+                f"The {what} layer has no CRS; assuming the project's CRS "
+                f"({crs.authid() or crs.description()})."
+            )
+        )
+        return None
+    if source.sourceCrs() == crs:
+        return None
+    return QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
 
 
 def straight(geom: QgsGeometry) -> QgsGeometry:

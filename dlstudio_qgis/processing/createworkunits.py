@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsCoordinateTransform,
     QgsCsException,
     QgsGeometry,
     QgsProcessingException,
@@ -26,6 +25,7 @@ from .base import (
     project_parameter,
     to_core,
     tr,
+    transform_to_project,
     user_parameter,
     with_help,
 )
@@ -118,16 +118,7 @@ class CreateWorkUnits(DlsAlgorithm):
         crs = project_crs(project)
         xmin, ymin, xmax, ymax = project.info().imagery.extent
         clip = QgsGeometry.fromRect(QgsRectangle(xmin, ymin, xmax, ymax))
-        transform = None
-        if not source.sourceCrs().isValid():
-            feedback.pushWarning(
-                tr(
-                    "The polygon layer has no CRS; assuming the project's CRS "
-                    f"({crs.authid() or crs.description()})."
-                )
-            )
-        elif source.sourceCrs() != crs:
-            transform = QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
+        transform = transform_to_project(source, crs, context, feedback, "polygon")
         total = source.featureCount() or 0
         polygons, names, repaired, refused, outside, empty = [], [], 0, [], 0, 0
         for i, feature in enumerate(all_features(source)):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsCoordinateTransform,
     QgsCsException,
     QgsGeometry,
     QgsProcessingException,
@@ -30,6 +29,7 @@ from .base import (
     project_parameter,
     to_core,
     tr,
+    transform_to_project,
     user_parameter,
     with_help,
 )
@@ -102,16 +102,7 @@ class ImportSamples(DlsAlgorithm):
         detect = info.inference_tool is InferenceTool.DETECT_OBJECTS
 
         crs = project_crs(project)
-        transform = None
-        if not source.sourceCrs().isValid():
-            steps.pushWarning(
-                tr(
-                    "The samples layer has no CRS; assuming the project's CRS "
-                    f"({crs.authid() or crs.description()})."
-                )
-            )
-        elif source.sourceCrs() != crs:
-            transform = QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
+        transform = transform_to_project(source, crs, context, steps, "samples")
 
         total = source.featureCount() or 0
         items, refused, no_class, empty = [], [], [], 0
