@@ -6,10 +6,13 @@
 #   olivia (owner) creates the project, adds the team and divides the scene into work units;
 #   carla and colin (collectors) import their building boxes and mark their units complete;
 #   adam (analyst) reviews: approves the good boxes, rejects colin's wrong ones, which sends
-#   that work unit back; colin fixes it, adam reviews again; a status report closes the run.
+#   that work unit back; colin fixes it, adam reviews again;
+#   adam exports the approved samples as training data (PASCAL VOC chips, run by the engine
+#   worker); a status report closes the run.
 #
 # Everything goes to demo/out/ (cleaned first): scene.tif, buildings/roads.geojson, the
-# project (project.gpkg), status.html/.json, samples/, logs/ (one JSON per qgis_process run)
+# project (project.gpkg), training_data/ (images/, labels/, map.txt, the .emd),
+# status.html/.json, samples/, logs/ (one JSON per qgis_process run)
 # and profile/ (a throw-away QGIS profile with the plugin, so the user's own is untouched).
 #
 # Environment: DEMO_SIZE (scene width/height in pixels, default 2048), DEMO_SEED (0),
@@ -180,30 +183,40 @@ if ((N_WRONG > 0)); then
     review "second review" AUTO
 fi
 
-# --- 7. status ------------------------------------------------------------------------------
-echo "== 7. The project's status"
+# --- 7. training data -----------------------------------------------------------------------
+echo "== 7. adam exports the approved samples of the reviewed work units as training data"
+qp exporttrainingdata adam "PROJECT=$PROJECT" "INPUT_RASTER=$OUT/scene.tif" \
+    "OUTPUT_FOLDER=$OUT/training_data" METADATA_FORMAT=PASCAL_VOC_rectangles \
+    TILE_SIZE_X=256 TILE_SIZE_Y=256 STRIDE_X=128 STRIDE_Y=128
+EXPORT_LOG="$LAST"
+
+# --- 8. status ------------------------------------------------------------------------------
+echo "== 8. The project's status"
 qp projectstatus olivia "PROJECT=$PROJECT" "OUTPUT_JSON=$OUT/status.json" \
     "OUTPUT_HTML=$OUT/status.html"
 
-"$SYS_PY" - "$OUT/status.json" "$UNITS" "$RUNS" "$((SECONDS - STARTED))" "$OUT" <<'EOF'
+"$SYS_PY" - "$OUT/status.json" "$UNITS" "$RUNS" "$((SECONDS - STARTED))" "$OUT" "$EXPORT_LOG" <<'EOF'
 import json
 import sys
 
 s = json.load(open(sys.argv[1]))
 units, runs, secs, out = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+x = json.load(open(sys.argv[6]))["results"]
 by_unit = s["work_units"]["by_status"]
 by_sample = s["samples"]["by_status"]
 print(f"""
 Summary of '{s['project']}' ({s['inference_tool']}):
   work units      {s['work_units']['total']}: {by_unit['reviewed']} reviewed ({s['percent_reviewed']}%), {by_unit['queued']} queued, {by_unit['in_progress'] + by_unit['pending_review'] + by_unit['in_review']} in between
   samples         {s['samples']['total']}: {by_sample['approved']} approved, {by_sample['rejected']} rejected, {by_sample['pending']} pending
-  exportable      {s['exportable_samples']} samples (approved, in reviewed work units)""")
+  exportable      {s['exportable_samples']} samples (approved, in reviewed work units)
+  training data   {x['CHIPS']} chips of 256x256 px (stride 128) with {x['OBJECTS']} objects ({x['OBJECTS_DROPPED']} dropped at chip edges) from {x['SAMPLES']} samples, PASCAL_VOC_rectangles""")
 for user, c in sorted(s["per_collector"].items()):
     print(f"  {user:<15} {c['total']} collected: {c['approved']} approved, {c['rejected']} rejected")
 print(f"""
 {runs} qgis_process runs in {secs} s. Outputs in {out}:
   scene.tif, buildings.geojson, roads.geojson   the synthetic scene and its ground truth
   project.gpkg                                  the project (open it in QGIS as layers)
+  training_data/                                chips, labels, map.txt and the .emd
   status.html, status.json                      the status report
   samples/, logs/                               the collectors' files, one log per run""")
 EOF

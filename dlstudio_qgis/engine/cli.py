@@ -28,6 +28,7 @@ from .protocol import PROTOCOL_VERSION, Cancelled, EngineError, InputError, Repo
 #: command name -> module (imported only when the command runs)
 COMMANDS: dict[str, str] = {
     "info": "dlstudio_qgis.engine.info",
+    "export": "dlstudio_qgis.engine.export.command",
     "synth-scene": "dlstudio_qgis.engine.synth",
 }
 

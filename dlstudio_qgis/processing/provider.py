@@ -9,6 +9,7 @@ from .addmember import AddMember
 from .base import ICON_PATH, tr
 from .createproject import CreateProject
 from .createworkunits import CreateWorkUnits
+from .exporttrainingdata import ExportTrainingData
 from .importsamples import ImportSamples
 from .projectstatus import ProjectStatus
 from .reviewsamples import ReviewSamples
@@ -23,6 +24,7 @@ ALGORITHMS = [
     UpdateWorkUnitStatus,
     ReviewSamples,
     ProjectStatus,
+    ExportTrainingData,
 ]
 
 

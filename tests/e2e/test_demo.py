@@ -35,5 +35,14 @@ def test_demo_runs_the_team_workflow(tmp_path):
     # the project's audit trail has the send-back and the second review
     con = sqlite3.connect(out / "project.gpkg")
     actions = {r[0] for r in con.execute("SELECT action FROM dls_history")}
+    jobs = con.execute("SELECT kind, status, submitted_by FROM dls_jobs").fetchall()
     con.close()
     assert {"send_back", "finish_review", "review", "collect", "mark_complete"} <= actions
+    # adam exported the approved samples as training data, recorded as a project job
+    assert jobs == [("export", "succeeded", "adam")]
+    data = out / "training_data"
+    lines = (data / "map.txt").read_text().splitlines()
+    assert len(lines) > 0
+    assert all((data / name).is_file() for line in lines for name in line.split())
+    assert (data / "esri_model_definition.emd").is_file()
+    assert "training data" in run.stdout and "chips of 256x256 px" in run.stdout

@@ -26,6 +26,7 @@ ALGORITHMS = {
     "dlstudio:updateworkunitstatus",
     "dlstudio:reviewsamples",
     "dlstudio:projectstatus",
+    "dlstudio:exporttrainingdata",
 }
 ORIGIN = (500000.0, 4000200.0)  # top-left, EPSG:32611
 OWNER, ANALYST, COLLECTOR = "olivia", "ann", "carl"

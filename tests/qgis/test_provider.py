@@ -21,8 +21,11 @@ IDS = [
     "updateworkunitstatus",
     "reviewsamples",
     "projectstatus",
+    "exporttrainingdata",
 ]
+GROUPS = {"exporttrainingdata": ("Deep learning", "deeplearning")}
 ADVANCED = {
+    "exporttrainingdata": {"MIN_OVERLAP", "WORKERS", "USER"},
     "createproject": {"SAMPLE_GEOMETRY", "USER"},
     "updateworkunitstatus": {"MODE", "USER"},
 }
@@ -39,13 +42,13 @@ def test_provider_registered():
     assert provider is not None
     assert provider.name() == "Deep Learning Studio"
     assert sorted(a.name() for a in provider.algorithms()) == sorted(IDS)
-    assert len(ALGORITHMS) == 7
+    assert len(ALGORITHMS) == len(IDS) == 8
 
 
 @pytest.mark.parametrize("name", IDS)
 def test_algorithm_metadata(name):
     alg = _alg(name)
-    assert alg.group() == "Project" and alg.groupId() == "project"
+    assert (alg.group(), alg.groupId()) == GROUPS.get(name, ("Project", "project"))
     assert alg.displayName()
     help_text = alg.shortHelpString()
     assert len(help_text) > 200
