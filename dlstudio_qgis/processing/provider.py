@@ -13,6 +13,7 @@ from .exporttrainingdata import ExportTrainingData
 from .importsamples import ImportSamples
 from .projectstatus import ProjectStatus
 from .reviewsamples import ReviewSamples
+from .traindeeplearningmodel import TrainDeepLearningModel
 from .updateworkunitstatus import UpdateWorkUnitStatus
 
 #: The algorithm classes the provider loads, in workflow order.
@@ -25,6 +26,7 @@ ALGORITHMS = [
     ReviewSamples,
     ProjectStatus,
     ExportTrainingData,
+    TrainDeepLearningModel,
 ]
 
 

@@ -27,6 +27,7 @@ ALGORITHMS = {
     "dlstudio:reviewsamples",
     "dlstudio:projectstatus",
     "dlstudio:exporttrainingdata",
+    "dlstudio:traindeeplearningmodel",
 }
 ORIGIN = (500000.0, 4000200.0)  # top-left, EPSG:32611
 OWNER, ANALYST, COLLECTOR = "olivia", "ann", "carl"

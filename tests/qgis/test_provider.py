@@ -22,10 +22,15 @@ IDS = [
     "reviewsamples",
     "projectstatus",
     "exporttrainingdata",
+    "traindeeplearningmodel",
 ]
-GROUPS = {"exporttrainingdata": ("Deep learning", "deeplearning")}
+GROUPS = {
+    "exporttrainingdata": ("Deep learning", "deeplearning"),
+    "traindeeplearningmodel": ("Deep learning", "deeplearning"),
+}
 ADVANCED = {
     "exporttrainingdata": {"MIN_OVERLAP", "WORKERS", "USER"},
+    "traindeeplearningmodel": {"PROJECT", "USER", "SEED", "LOADER_WORKERS"},
     "createproject": {"SAMPLE_GEOMETRY", "USER"},
     "updateworkunitstatus": {"MODE", "USER"},
 }
@@ -42,7 +47,7 @@ def test_provider_registered():
     assert provider is not None
     assert provider.name() == "Deep Learning Studio"
     assert sorted(a.name() for a in provider.algorithms()) == sorted(IDS)
-    assert len(ALGORITHMS) == len(IDS) == 8
+    assert len(ALGORITHMS) == len(IDS) == 9
 
 
 @pytest.mark.parametrize("name", IDS)

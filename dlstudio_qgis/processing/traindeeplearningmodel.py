@@ -1,0 +1,563 @@
+"""dlstudio:traindeeplearningmodel: train a model from exported training data into a .dlpk.
+
+QGIS checks the parameters (the ARGUMENTS against the model type, the output, the export
+folder) and writes the training job; the engine worker (`python -m dlstudio_qgis.engine
+train`) trains on the GPU where there is one and writes the deep learning package. Nothing
+here imports torch: the job's contract (engine/train/job.py) is standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from qgis.core import (
+    Qgis,
+    QgsProcessingException,
+    QgsProcessingMultiStepFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from .. import settings
+from ..core import Action, DLStudioError
+from ..core.roles import require
+from ..engine.protocol import EngineError
+from ..engine.train.job import BACKBONES, MODEL_TYPES, PROCESSORS, TrainJob, parse_arguments
+from .base import (
+    FILE_BEHAVIOR_FILE,
+    NUMBER_DOUBLE,
+    DlsAlgorithm,
+    _enum,
+    tr,
+    user_parameter,
+    with_help,
+)
+from .worker import WorkerCancelled, run_engine
+
+FILE_BEHAVIOR_FOLDER = _enum(
+    (Qgis, "ProcessingFileParameterBehavior", "Folder"),
+    (QgsProcessingParameterFile, "Behavior", "Folder"),
+)
+EXPORT_EMD = "esri_model_definition.emd"
+#: the export metadata formats each model type trains from (engine/models/registry.py
+#: METADATA_FORMATS; a test keeps the two equal)
+FORMATS = {
+    **dict.fromkeys(("SSD", "RETINANET", "YOLOV3", "FASTERRCNN"),
+                    ("PASCAL_VOC_rectangles", "KITTI_rectangles")),
+    "MASKRCNN": ("RCNN_Masks",),
+    **dict.fromkeys(("UNET", "PSPNET", "DEEPLAB"), ("Classified_Tiles",)),
+    "FEATURE_CLASSIFIER": ("Labeled_Tiles", "MultiLabeled_Tiles"),
+}  # fmt: skip
+#: YOLOv3 is the Darknet-53 design, and Darknet-53 has no other use (registry.py SUPPORTED)
+ONLY_BACKBONE = {"YOLOV3": "DARKNET53"}
+
+
+class TrainDeepLearningModel(DlsAlgorithm):
+    NAME = "traindeeplearningmodel"
+    DISPLAY_NAME = "Train deep learning model"
+    HELP = (
+        "Trains a deep learning model from the output of Export training data and writes a "
+        "deep learning package (.dlpk): the model definition (.emd), the weights (.pth), "
+        "model_metrics.html, loss_graph.png and show_results.png. The package is what the "
+        "inference algorithms read.\n\n"
+        "Model types: SSD, RETINANET, YOLOV3 and FASTERRCNN detect objects (from "
+        "PASCAL_VOC_rectangles or KITTI_rectangles), MASKRCNN detects object outlines (from "
+        "RCNN_Masks), UNET, PSPNET and DEEPLAB classify pixels (from Classified_Tiles), "
+        "FEATURE_CLASSIFIER classifies objects (from Labeled_Tiles or MultiLabeled_Tiles). "
+        "The backbone is the network the model is built on; it starts from ImageNet weights "
+        "when they are in the local torch cache (nothing is downloaded), else from random "
+        "weights.\n\n"
+        "Training runs in the engine worker (the Python of the dlstudio/worker_python "
+        "setting), on the GPU where there is one. Each epoch is checkpointed beside the "
+        "output: a cancelled or failed run leaves no package, and running the same job again "
+        "continues from its last epoch. With PROJECT, the job is recorded in the project "
+        "(owners and analysts may train)."
+    )
+
+    def group(self) -> str:
+        return tr("Deep learning")
+
+    def groupId(self) -> str:
+        return "deeplearning"
+
+    def initAlgorithm(self, config=None):
+        add = self.addParameter
+        add(
+            with_help(
+                QgsProcessingParameterFile(
+                    "IN_FOLDER", tr("Training data folder"), behavior=FILE_BEHAVIOR_FOLDER
+                ),
+                "The folder Export training data wrote (images/, labels/, map.txt and "
+                "esri_model_definition.emd); its chip size, bands and classes are used.",
+            )
+        )
+        add(
+            with_help(
+                QgsProcessingParameterFileDestination(
+                    "OUTPUT",
+                    tr("Output deep learning package"),
+                    fileFilter=tr("Deep learning package (*.dlpk)"),
+                ),
+                "The deep learning package (.dlpk) to write. An existing file is replaced only "
+                "with OVERWRITE_MODEL.",
+            )
+        )
+        add(
+            _enum_param(
+                "MODEL_TYPE",
+                "Model type",
+                MODEL_TYPES,
+                None,
+                "The model to train: SSD, RETINANET, YOLOV3, FASTERRCNN (objects, from "
+                "rectangles), MASKRCNN (object outlines, from RCNN_Masks), UNET, PSPNET, "
+                "DEEPLAB (pixels, from Classified_Tiles), FEATURE_CLASSIFIER (objects, "
+                "from Labeled_Tiles). It must fit the export's metadata format.",
+            )
+        )
+        add(
+            _enum_param(
+                "BACKBONE_MODEL",
+                "Backbone model",
+                BACKBONES,
+                "RESNET34",
+                "The network the model is built on. YOLOV3 uses DARKNET53 (and "
+                "DARKNET53 is for YOLOV3 only); every other type takes any other "
+                "backbone. Deeper networks learn more and need more memory and "
+                "time.",
+            )
+        )
+        add(
+            with_help(
+                QgsProcessingParameterString(
+                    "ARGUMENTS", tr("Model arguments"), defaultValue="", optional=True
+                ),
+                "Extra model arguments as name=value pairs separated by ';', e.g. "
+                "grids=[4];zooms=[1.0];ratios=[[1.0,1.0]] for SSD, scales=[1,0.8,0.63];ratios="
+                "[0.5,1,2] for RETINANET, use_unet=True;pyramid_sizes=[1,2,3,6] for PSPNET, "
+                "mixup, class_balancing, focal_loss, ignore_classes for UNET, PSPNET and DEEPLAB; "
+                "chip_size for all. An argument the model type does not take is refused.",
+            )
+        )
+        add(
+            _int(
+                "BATCH_SIZE",
+                "Batch size",
+                8,
+                "Chips processed at once; more is faster on a GPU with the memory for it.",
+                minimum=1,
+            )
+        )
+        add(
+            _int(
+                "MAX_EPOCHS",
+                "Maximum epochs",
+                20,
+                "The most passes over the training "
+                "chips; early stopping may end sooner (STOP_TRAINING).",
+                minimum=1,
+            )
+        )
+        add(
+            _num(
+                "LEARNING_RATE",
+                "Learning rate",
+                0.0,
+                "How fast the weights change, in "
+                "[0, 1). 0: found by a learning-rate range test before training.",
+                maximum=0.999999,
+            )
+        )
+        add(
+            _num(
+                "VALIDATION_PERCENT",
+                "Validation percent",
+                10.0,
+                "The share of the chips "
+                "kept aside to validate the model (metrics, early stopping), in [0, 100).",
+                maximum=99.0,
+            )
+        )
+        add(
+            with_help(
+                QgsProcessingParameterFile(
+                    "PRETRAINED_MODEL",
+                    tr("Pretrained model"),
+                    behavior=FILE_BEHAVIOR_FILE,
+                    fileFilter=tr("Deep learning package (*.dlpk);;Model definition (*.emd)"),
+                    optional=True,
+                ),
+                "A .dlpk to fine-tune (same model type and backbone); its classes are matched by "
+                "name. It is read safely: a package with code or pickled objects is refused.",
+            )
+        )
+        add(
+            _bool(
+                "STOP_TRAINING",
+                "Stop when the model stops improving",
+                True,
+                "Early stopping: end training when the validation loss has not improved for "
+                "a few epochs. Off: train MAX_EPOCHS epochs.",
+            )
+        )
+        add(
+            _bool(
+                "FREEZE_MODEL",
+                "Freeze the backbone",
+                True,
+                "Keep the backbone's weights as they are when it starts from trained "
+                "weights (ImageNet or PRETRAINED_MODEL); off trains them too (slower, often "
+                "better).",
+            )
+        )
+        add(
+            _enum_param(
+                "PROCESSOR_TYPE",
+                "Processor type",
+                PROCESSORS,
+                "AUTO",
+                "AUTO: the GPU where the worker's torch sees one, else the CPU. GPU "
+                "fails when there is none.",
+            )
+        )
+        add(
+            _bool(
+                "OVERWRITE_MODEL",
+                "Overwrite the output package",
+                False,
+                "Replace an existing OUTPUT package. Off: an existing file is refused.",
+            )
+        )
+        add(
+            with_help(
+                QgsProcessingParameterFile(
+                    "PROJECT",
+                    tr("Project file"),
+                    behavior=FILE_BEHAVIOR_FILE,
+                    extension="gpkg",
+                    optional=True,
+                ),
+                "A Deep Learning Studio project (.gpkg) to record the training job in (its "
+                "parameters, status and result). Training needs the analyst or owner role there.",
+                advanced=True,
+            )
+        )
+        add(user_parameter())
+        add(
+            _int(
+                "SEED",
+                "Random seed",
+                0,
+                "Seeds the chip split, the augmentation and the "
+                "initial weights, so a run can be repeated.",
+                minimum=0,
+                advanced=True,
+            )
+        )
+        add(
+            _int(
+                "LOADER_WORKERS",
+                "Data loading processes",
+                0,
+                "Processes that read and "
+                "augment chips while the model trains; 0 reads them in the training process.",
+                minimum=0,
+                advanced=True,
+            )
+        )
+        for name, label in (
+            ("EPOCHS", "Epochs trained"),
+            ("BEST_EPOCH", "Best epoch"),
+            ("LEARNING_RATE", "Learning rate used"),
+            ("VALID_LOSS", "Validation loss (best epoch)"),
+        ):
+            self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
+        self.addOutput(QgsProcessingOutputString("METRICS", tr("Metrics (JSON)")))
+        self.addOutput(QgsProcessingOutputString("JOB_ID", tr("Project job id")))
+
+    # --- run -------------------------------------------------------------------------------
+
+    def execute(self, parameters, context, feedback):
+        steps = QgsProcessingMultiStepFeedback(2, feedback)
+        job = self._job(parameters, context, steps)
+        project = None
+        if self.parameterAsFile(parameters, "PROJECT", context):
+            project = self.open_project(parameters, context, steps)
+            if not project.may(Action.TRAIN):
+                require(project.user, project.role_of(), Action.TRAIN, project.name)
+                raise QgsProcessingException(  # the role fits: the project is complete
+                    tr(f"Project '{project.name}' takes no more jobs (it is complete).")
+                )
+        if steps.isCanceled():
+            raise WorkerCancelled(tr("Cancelled before training started."))
+
+        output = Path(job.output)
+        job_dict = job.to_dict()
+        if project is not None:
+            job_dict["project"] = {
+                "name": project.name,
+                "user": project.user,
+                "path": str(Path(project.path).absolute()),
+            }
+        workdir = Path(tempfile.mkdtemp(prefix="dls-train-"))
+        started = time.time()
+        job_id = None
+        try:
+            if project is not None:
+                job_id = project.submit_job("train", job_dict)
+                job_dict["project"]["job_id"] = job_id
+                project.update_job(job_id, "executing")
+            steps.pushInfo(
+                tr(
+                    f"Starting the training worker ({settings.worker_python()})"
+                    + (f" for job {job_id}." if job_id else ".")
+                )
+            )
+            steps.setCurrentStep(1)
+            result = run_engine("train", job_dict, steps, workdir)
+        except BaseException as exc:
+            # Cancel kills the worker, so it cannot remove its own temporary package file
+            _remove_partials(output, since=started)
+            if project is not None and job_id is not None:
+                cancelled = isinstance(exc, WorkerCancelled) or steps.isCanceled()
+                _end_job(
+                    project,
+                    job_id,
+                    "cancelled" if cancelled else "failed",
+                    steps,
+                    error=str(exc)[:2000],
+                )
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if project is not None and job_id is not None:
+            _end_job(project, job_id, "succeeded", steps, result=result)
+        return _report(result, output, job_id, steps)
+
+    def _job(self, parameters, context, feedback) -> TrainJob:
+        """The validated training job; every mistake is refused here, before any worker."""
+        in_folder = self._in_folder(parameters, context)
+        output = self._output(parameters, context)
+        model_type = self.parameterAsEnumString(parameters, "MODEL_TYPE", context)
+        backbone = self.parameterAsEnumString(parameters, "BACKBONE_MODEL", context)
+        only = ONLY_BACKBONE.get(model_type)
+        if only and backbone != only:
+            if parameters.get("BACKBONE_MODEL") not in (None, ""):
+                raise QgsProcessingException(
+                    tr(
+                        f"{model_type} works with the {only} backbone only; set "
+                        f"BACKBONE_MODEL={only}."
+                    )
+                )
+            feedback.pushInfo(tr(f"{model_type} uses the {only} backbone."))
+            backbone = only
+        elif backbone in ONLY_BACKBONE.values() and ONLY_BACKBONE.get(model_type) != backbone:
+            users = ", ".join(t for t, b in ONLY_BACKBONE.items() if b == backbone)
+            raise QgsProcessingException(
+                tr(
+                    f"The {backbone} backbone is for {users} only; choose another backbone for "
+                    f"{model_type} (e.g. RESNET34)."
+                )
+            )
+        pretrained = self.parameterAsFile(parameters, "PRETRAINED_MODEL", context) or None
+        if pretrained:
+            path = Path(pretrained).absolute()
+            if not path.is_file():
+                raise QgsProcessingException(tr(f"PRETRAINED_MODEL '{pretrained}' does not exist."))
+            if path.suffix.lower() not in (".dlpk", ".emd"):
+                raise QgsProcessingException(
+                    tr(f"PRETRAINED_MODEL '{pretrained}' is not a deep learning package (.dlpk).")
+                )
+            pretrained = str(path)
+        try:
+            job = TrainJob(
+                in_folder=str(in_folder),
+                output=str(output),
+                model_type=model_type,
+                backbone=backbone,
+                arguments=parse_arguments(self.parameterAsString(parameters, "ARGUMENTS", context)),
+                batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+                max_epochs=self.parameterAsInt(parameters, "MAX_EPOCHS", context),
+                learning_rate=self.parameterAsDouble(parameters, "LEARNING_RATE", context),
+                validation_percent=self.parameterAsDouble(
+                    parameters, "VALIDATION_PERCENT", context
+                ),
+                pretrained_model=pretrained,
+                stop_training=self.parameterAsBoolean(parameters, "STOP_TRAINING", context),
+                freeze_model=self.parameterAsBoolean(parameters, "FREEZE_MODEL", context),
+                processor_type=self.parameterAsEnumString(parameters, "PROCESSOR_TYPE", context),
+                overwrite=self.parameterAsBoolean(parameters, "OVERWRITE_MODEL", context),
+                seed=self.parameterAsInt(parameters, "SEED", context),
+                loader_workers=self.parameterAsInt(parameters, "LOADER_WORKERS", context),
+            )
+            job.validate()
+            # the worker reads the job back: check that it survives the trip
+            TrainJob.from_dict(json.loads(json.dumps(job.to_dict())))
+        except EngineError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        self._check_format(in_folder, model_type)
+        return job
+
+    def _in_folder(self, parameters, context) -> Path:
+        text = self.parameterAsFile(parameters, "IN_FOLDER", context)
+        if not text:
+            raise QgsProcessingException(tr("Give the training data folder (IN_FOLDER)."))
+        folder = Path(text).absolute()
+        if not folder.is_dir():
+            raise QgsProcessingException(tr(f"The training data folder '{folder}' does not exist."))
+        if not (folder / EXPORT_EMD).is_file() or not (folder / "images").is_dir():
+            raise QgsProcessingException(
+                tr(
+                    f"'{folder}' is not exported training data: it lacks images/ or "
+                    f"{EXPORT_EMD}. Give the folder Export training data wrote."
+                )
+            )
+        return folder
+
+    def _output(self, parameters, context) -> Path:
+        text = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        if not text:
+            raise QgsProcessingException(tr("Give the package to write (OUTPUT)."))
+        output = Path(text).absolute()
+        if not output.suffix:
+            output = output.with_suffix(".dlpk")
+        if output.suffix.lower() != ".dlpk":
+            raise QgsProcessingException(
+                tr(f"The output '{output}' must be a deep learning package (.dlpk).")
+            )
+        if output.is_dir():
+            raise QgsProcessingException(tr(f"The output '{output}' is a folder."))
+        overwrite = self.parameterAsBoolean(parameters, "OVERWRITE_MODEL", context)
+        if output.exists() and not overwrite:
+            raise QgsProcessingException(
+                tr(
+                    f"The output package '{output}' already exists; set OVERWRITE_MODEL to "
+                    "replace it, or choose another name."
+                )
+            )
+        return output
+
+    def _check_format(self, folder: Path, model_type: str) -> None:
+        """The export's metadata format must be one the model type trains from."""
+        try:
+            emd = json.loads((folder / EXPORT_EMD).read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError) as exc:
+            raise QgsProcessingException(
+                tr(f"'{folder / EXPORT_EMD}' cannot be read as a model definition: {exc}.")
+            ) from exc
+        fmt = emd.get("MetaDataMode") if isinstance(emd, dict) else None
+        fits = FORMATS.get(model_type, ())
+        if fmt and fits and fmt not in fits:
+            raise QgsProcessingException(
+                tr(
+                    f"{model_type} trains from {' or '.join(fits)}; this export is {fmt}. "
+                    f"Export again with METADATA_FORMAT={fits[0]}, or choose a model type for "
+                    f"{fmt} data."
+                )
+            )
+
+
+# --- parameters ----------------------------------------------------------------------------
+
+
+def _enum_param(name, label, options, default, help_text):
+    return with_help(
+        QgsProcessingParameterEnum(
+            name, tr(label), options=list(options), defaultValue=default, usesStaticStrings=True
+        ),
+        help_text,
+    )
+
+
+def _bool(name, label, default, help_text):
+    return with_help(
+        QgsProcessingParameterBoolean(name, tr(label), defaultValue=default), help_text
+    )
+
+
+def _int(name, label, default, help_text, minimum=None, advanced=False):
+    param = QgsProcessingParameterNumber(name, tr(label), defaultValue=default)
+    if minimum is not None:
+        param.setMinimum(minimum)
+    return with_help(param, help_text, advanced=advanced)
+
+
+def _num(name, label, default, help_text, maximum=None):
+    param = QgsProcessingParameterNumber(name, tr(label), NUMBER_DOUBLE, default, minValue=0.0)
+    if maximum is not None:
+        param.setMaximum(maximum)
+    return with_help(param, help_text)
+
+
+# --- after the run -------------------------------------------------------------------------
+
+
+def _remove_partials(output: Path, since: float) -> None:
+    """Temporary packages (`.<name>.*.partial`, see engine/train/package.py) of this run."""
+    for partial in output.parent.glob(f".{output.name}.*.partial"):
+        with contextlib.suppress(OSError):
+            if partial.is_file() and partial.stat().st_mtime >= since - 1:
+                partial.unlink()
+
+
+def _end_job(project, job_id: str, status: str, feedback, **fields) -> None:
+    """Record how the job ended; a failure to record is a warning, not the run's outcome."""
+    try:
+        project.update_job(job_id, status, **fields)
+    except (DLStudioError, sqlite3.Error) as exc:
+        feedback.pushWarning(tr(f"Could not record job {job_id} as {status}: {exc}"))
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _report(result: dict, output: Path, job_id, feedback) -> dict:
+    metrics = result.get("metrics") or {}
+    out = {
+        "OUTPUT": str(result.get("output") or output),
+        "EPOCHS": int(result.get("epochs_run") or result.get("epochs") or 0),
+        "BEST_EPOCH": int(result.get("best_epoch") or 0),
+        "LEARNING_RATE": _number(result.get("learning_rate")),
+        "VALID_LOSS": _number(result.get("valid_loss")),
+        "METRICS": json.dumps(_nan_to_none(metrics), sort_keys=True, default=str),
+        "JOB_ID": job_id or "",
+    }
+    summary = ", ".join(f"{k} {_short(v)}" for k, v in metrics.items() if _number(v) is not None)
+    feedback.pushInfo(
+        tr(
+            f"Trained {out['EPOCHS']} epochs (best: {out['BEST_EPOCH']}, learning rate "
+            f"{_short(out['LEARNING_RATE'])}"
+            + (f", {result['seconds']} s" if result.get("seconds") is not None else "")
+            + f"){': ' + summary if summary else ''}. Wrote {out['OUTPUT']}."
+        )
+    )
+    return out
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_to_none(v) for v in obj]
+    return obj
