@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "info": "dlstudio_qgis.engine.info",
     "export": "dlstudio_qgis.engine.export.command",
     "synth-scene": "dlstudio_qgis.engine.synth",
+    "train": "dlstudio_qgis.engine.train.command",
 }
 
 
