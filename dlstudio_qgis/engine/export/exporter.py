@@ -18,8 +18,8 @@ from .job import ExportJob
 from .labels import LabelContext, label_path
 from .metadata import EMD_NAME, write_metadata
 from .plan import Planner
-from .pool import default_workers, run_batches
-from .samples import load_samples
+from .pool import WorkerPool, default_workers
+from .samples import load_samples, release_memory
 from .source import inspect_raster, region_of
 from .staging import Staging, contains
 from .worker import Batch, WorkerConfig
@@ -50,34 +50,15 @@ def _batches(planner: Planner, per_batch: int, map_file, ctx: LabelContext) -> I
             for chip in plan.chips:
                 map_file.write(f"images/{chip.name}.{ctx.image_ext} {label_path(ctx, chip.name)}\n")
         if chips >= per_batch:
-            yield Batch(seq, tiles, covered)
+            yield Batch(seq, tiles, covered, ctx)
             tiles, covered, chips, seq = [], 0, 0, seq + 1
     if covered:
-        yield Batch(seq, tiles, covered)
+        yield Batch(seq, tiles, covered, ctx)
 
 
-def export(job: ExportJob, reporter) -> dict:
-    from .stats import merge_moments
-
-    started = time.monotonic()
-    job.check_output()
-    _check_output_safe(job)
-    info = inspect_raster(job)
-    region = region_of(job, info)
-    samples = load_samples(job, info, region, reporter)
-    planner = Planner(job, info, samples, region)
-    candidates = planner.candidates()
-    workers = max(1, job.workers or default_workers())
-    per_batch = max(1, min(MAX_BATCH_CHIPS, math.ceil(
-        candidates * len(planner.angles) / (workers * 8))))  # fmt: skip
-    reporter.info(
-        f"Exporting {job.metadata_format} chips of {job.tile_size[0]} x {job.tile_size[1]} "
-        f"pixels from {info.path} ({info.width} x {info.height}, bands "
-        f"{', '.join(map(str, info.bands))}, {info.dtype}): {len(samples)} samples, "
-        f"{planner.grid_tiles} {'samples in the region' if planner.labeled else 'tiles'}, "
-        f"{candidates} to look at, {len(planner.angles)} chip(s) each, {workers} worker(s)."
-    )
-    reporter.progress(0)
+def _write(job, info, planner, candidates, per_batch, pool, reporter, started) -> Path:
+    """Write everything into the staging folder, then move it into place; its final path."""
+    from .stats import combine
 
     staging = Staging(job.output, job.overwrite)
     root = staging.create()
@@ -90,7 +71,6 @@ def export(job: ExportJob, reporter) -> dict:
             image_ext=IMAGE_EXT[job.image_format],
             raster_ext=label_raster_ext(job.image_format),
         )  # fmt: skip
-        config = WorkerConfig(info=info, ctx=ctx, parent_pid=os.getpid())
         state = {"done": 0, "chips": 0, "moments": {}, "pixels": None}
 
         def on_result(result, covered: int) -> None:
@@ -105,7 +85,7 @@ def export(job: ExportJob, reporter) -> dict:
 
         with open(root / "map.txt", "w", encoding="utf-8") as map_file:
             try:
-                run_batches(_batches(planner, per_batch, map_file, ctx), config, workers, on_result)
+                pool.run(_batches(planner, per_batch, map_file, ctx), on_result)
             except OSError as exc:
                 raise EngineError(f"Writing the export failed: {exc}", kind="io") from exc
         tally = planner.tally
@@ -115,18 +95,45 @@ def export(job: ExportJob, reporter) -> dict:
                 f"by the tile edges with less than MIN_OVERLAP ({job.min_overlap:g}) inside. "
                 "Lower MIN_OVERLAP or use larger tiles."
             )
-        moments = None  # merged in batch order: the same bits whatever the completion order
-        for seq in sorted(state["moments"]):
-            moments = merge_moments(moments, state["moments"][seq])
+        # merged in batch order: the same bits whatever the completion order
+        moments = combine(state["moments"][seq] for seq in sorted(state["moments"]))
         skipped = planner.grid_tiles - tally.tiles
         write_metadata(
             root, job, info, tally, moments, state["pixels"], skipped,
             time.monotonic() - started,
         )  # fmt: skip
-        final = staging.commit()
+        return staging.commit()
     except BaseException:
         staging.discard()
         raise
+
+
+def export(job: ExportJob, reporter) -> dict:
+    started = time.monotonic()
+    job.check_output()
+    _check_output_safe(job)
+    info = inspect_raster(job)
+    region = region_of(job, info)
+    workers = max(1, job.workers or default_workers())
+    # the pool forks before the samples are read: its processes do not carry them
+    with WorkerPool(WorkerConfig(info=info, parent_pid=os.getpid()), workers) as pool:
+        samples = load_samples(job, info, region, reporter)
+        release_memory()  # what reading them left: the main process stays the size of its data
+        planner = Planner(job, info, samples, region)
+        candidates = planner.candidates()
+        per_batch = max(1, min(MAX_BATCH_CHIPS, math.ceil(
+            candidates * len(planner.angles) / (workers * 8))))  # fmt: skip
+        reporter.info(
+            f"Exporting {job.metadata_format} chips of {job.tile_size[0]} x {job.tile_size[1]} "
+            f"pixels from {info.path} ({info.width} x {info.height}, bands "
+            f"{', '.join(map(str, info.bands))}, {info.dtype}): {len(samples)} samples, "
+            f"{planner.grid_tiles} {'samples in the region' if planner.labeled else 'tiles'}, "
+            f"{candidates} to look at, {len(planner.angles)} chip(s) each, {workers} worker(s)."
+        )
+        reporter.progress(0)
+        final = _write(job, info, planner, candidates, per_batch, pool, reporter, started)
+    tally = planner.tally
+    skipped = planner.grid_tiles - tally.tiles
     reporter.progress(100)
     seconds = round(time.monotonic() - started, 2)
     objects = {str(c.value): tally.objects.get(c.value, 0) for c in job.classes}

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +38,9 @@ def num(v: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def box_of(geom, width: int, height: int) -> tuple[float, float, float, float]:
-    xmin, ymin, xmax, ymax = geom.bounds
+def box_of(label: Label, width: int, height: int) -> tuple[float, float, float, float]:
+    """The label's bounds clipped to the chip."""
+    xmin, ymin, xmax, ymax = label.bounds
     return (
         min(max(xmin, 0.0), width), min(max(ymin, 0.0), height),
         min(max(xmax, 0.0), width), min(max(ymax, 0.0), height),
@@ -47,7 +49,7 @@ def box_of(geom, width: int, height: int) -> tuple[float, float, float, float]:
 
 def _tile_box(labels: list[Label], width: int, height: int):
     """The box of some labels for a tile label: their union, or the whole chip for points."""
-    boxes = [box_of(lb.geom, width, height) for lb in labels if lb.geom.area > 0]
+    boxes = [box_of(lb, width, height) for lb in labels if lb.area > 0]
     if not boxes:
         return (0.0, 0.0, float(width), float(height))
     return (
@@ -57,45 +59,30 @@ def _tile_box(labels: list[Label], width: int, height: int):
 
 
 def voc_xml(name: str, ctx: LabelContext, objects: list[tuple[str, tuple, int]]) -> str:
-    lines = [
-        "<annotation>",
-        "  <folder>images</folder>",
-        f"  <filename>{name}.{ctx.image_ext}</filename>",
-        f"  <path>images/{name}.{ctx.image_ext}</path>",
-        "  <source>",
-        "    <database>Deep Learning Studio</database>",
-        "  </source>",
-        "  <size>",
-        f"    <width>{ctx.width}</width>",
-        f"    <height>{ctx.height}</height>",
-        f"    <depth>{ctx.depth}</depth>",
-        "  </size>",
-        "  <segmented>0</segmented>",
+    parts = [
+        f"<annotation>\n  <folder>images</folder>\n  <filename>{name}.{ctx.image_ext}</filename>\n"
+        f"  <path>images/{name}.{ctx.image_ext}</path>\n  <source>\n"
+        "    <database>Deep Learning Studio</database>\n  </source>\n  <size>\n"
+        f"    <width>{ctx.width}</width>\n    <height>{ctx.height}</height>\n"
+        f"    <depth>{ctx.depth}</depth>\n  </size>\n  <segmented>0</segmented>\n"
     ]
     for obj_name, box, truncated in objects:
         xmin, ymin, xmax, ymax = (num(v) for v in box)
-        lines += [
-            "  <object>",
-            f"    <name>{obj_name}</name>",
-            "    <pose>Unspecified</pose>",
-            f"    <truncated>{truncated}</truncated>",
-            "    <difficult>0</difficult>",
-            "    <bndbox>",
-            f"      <xmin>{xmin}</xmin>",
-            f"      <ymin>{ymin}</ymin>",
-            f"      <xmax>{xmax}</xmax>",
-            f"      <ymax>{ymax}</ymax>",
-            "    </bndbox>",
-            "  </object>",
-        ]
-    lines.append("</annotation>")
-    return "\n".join(lines) + "\n"
+        parts.append(
+            f"  <object>\n    <name>{obj_name}</name>\n    <pose>Unspecified</pose>\n"
+            f"    <truncated>{truncated}</truncated>\n    <difficult>0</difficult>\n"
+            f"    <bndbox>\n      <xmin>{xmin}</xmin>\n      <ymin>{ymin}</ymin>\n"
+            f"      <xmax>{xmax}</xmax>\n      <ymax>{ymax}</ymax>\n    </bndbox>\n"
+            "  </object>\n"
+        )
+    parts.append("</annotation>\n")
+    return "".join(parts)
 
 
 def kitti_text(labels: list[Label], ctx: LabelContext) -> str:
     lines = []
     for lb in labels:
-        box = " ".join(f"{v:.2f}" for v in box_of(lb.geom, ctx.width, ctx.height))
+        box = " ".join(f"{v:.2f}" for v in box_of(lb, ctx.width, ctx.height))
         cut = max(0.0, 1.0 - lb.frac)
         lines.append(f"{lb.cls} {cut:.2f} 0 0.00 {box} 0.00 0.00 0.00 0.00 0.00 0.00 0.00")
     return "".join(line + "\n" for line in lines)
@@ -113,39 +100,47 @@ def label_path(ctx: LabelContext, name: str) -> str:
 def write_labels(chip: ChipPlan, ctx: LabelContext, transform, crs):
     """Write the chip's label file(s); returns per-class pixel counts for Classified_Tiles."""
     fmt, labels, w, h = ctx.fmt, chip.labels, ctx.width, ctx.height
-    labels_dir = ctx.root / "labels"
+    base = os.path.join(ctx.root, "labels", chip.name)
     if fmt == "PASCAL_VOC_rectangles":
-        objects = [(str(lb.cls), box_of(lb.geom, w, h), int(lb.frac < 1.0)) for lb in labels]
-        (labels_dir / f"{chip.name}.xml").write_text(voc_xml(chip.name, ctx, objects))
+        objects = [(str(lb.cls), box_of(lb, w, h), int(lb.frac < 1.0)) for lb in labels]
+        _write_text(base + ".xml", voc_xml(chip.name, ctx, objects))
     elif fmt == "KITTI_rectangles":
-        (labels_dir / f"{chip.name}.txt").write_text(kitti_text(labels, ctx))
+        _write_text(base + ".txt", kitti_text(labels, ctx))
     elif fmt == "Labeled_Tiles":
         objects = [(str(lb.cls), _tile_box([lb], w, h), int(lb.frac < 1.0)) for lb in labels[:1]]
-        (labels_dir / f"{chip.name}.xml").write_text(voc_xml(chip.name, ctx, objects))
+        _write_text(base + ".xml", voc_xml(chip.name, ctx, objects))
     elif fmt == "MultiLabeled_Tiles":
         objects = []
         for cls in sorted({lb.cls for lb in labels}):
             mine = [lb for lb in labels if lb.cls == cls]
             objects.append((str(cls), _tile_box(mine, w, h), int(any(lb.frac < 1 for lb in mine))))
-        (labels_dir / f"{chip.name}.xml").write_text(voc_xml(chip.name, ctx, objects))
+        _write_text(base + ".xml", voc_xml(chip.name, ctx, objects))
     elif fmt == "Classified_Tiles":
         import numpy as np
 
-        ordered = sorted(labels, key=lambda lb: -lb.geom.area)
+        ordered = sorted(labels, key=lambda lb: -lb.area)
         mask = _rasterize([(lb.geom, lb.cls) for lb in ordered], h, w, "uint8")
-        _write_mask(labels_dir / f"{chip.name}.{ctx.raster_ext}", mask, transform, crs)
+        _write_mask(Path(f"{base}.{ctx.raster_ext}"), mask, transform, crs)
         return np.bincount(mask.ravel(), minlength=256)
     elif fmt == "RCNN_Masks":
         for cls in sorted({lb.cls for lb in labels}):
             mine = [lb for lb in labels if lb.cls == cls][:65535]
             dtype = "uint8" if len(mine) <= 255 else "uint16"
             mask = _rasterize([(lb.geom, i) for i, lb in enumerate(mine, 1)], h, w, dtype)
-            folder = labels_dir / str(cls)
+            folder = ctx.root / "labels" / str(cls)
             folder.mkdir(exist_ok=True)
             _write_mask(folder / f"{chip.name}.{ctx.raster_ext}", mask, transform, crs)
     else:  # pragma: no cover - job.validate refuses it
         raise ValueError(f"unknown metadata format {fmt}")
     return None
+
+
+def _write_text(path: str, text: str) -> None:
+    from .chips import write_file
+
+    if os.linesep != "\n":  # as Path.write_text writes text (Windows: CRLF)
+        text = text.replace("\n", os.linesep)
+    write_file(path, (text.encode("utf-8"),))
 
 
 def _rasterize(shapes, height: int, width: int, dtype: str):

@@ -4,7 +4,9 @@ Tiles follow the raster (or the extent) row by row; the last tile of a row or co
 the region's edge instead of padding past it. A tile is kept when an object is in it (or
 always, with output_nofeature_tiles); each kept tile gives a chip, plus one per rotation
 (k * angle around the tile centre). Labels are computed here in chip pixel coordinates, so
-chip names are deterministic and the worker processes only read, resample and write.
+chip names are deterministic and the worker processes only read, resample and write. The
+unrotated tiles of a row are clipped together (one array call for all tile-sample pairs); the
+workers get each label's box and area, and its geometry only where a mask is painted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .job import ExportJob
-from .samples import Samples, polygonal
+from .samples import MASK_FORMATS, Samples, polygonal
 from .source import Region, SourceInfo
 
 AREA_EPS = 1e-6  # pixel units: slivers below this are float noise along a tile edge
@@ -25,8 +27,11 @@ FRAC_EPS = 1e-9
 @dataclass
 class Label:
     cls: int
-    geom: Any  # shapely geometry in chip pixel coordinates: polygonal, or a bare Point
+    geom: Any  # shapely geometry in chip pixel coordinates: polygonal, or a bare Point;
+    # None for the formats that write boxes only (the workers get area and bounds)
     frac: float  # the share of the object inside the chip (1.0 = whole)
+    area: float = 0.0  # of geom, pixel units
+    bounds: tuple = (0.0, 0.0, 0.0, 0.0)  # of geom: xmin, ymin, xmax, ymax
 
 
 @dataclass
@@ -71,7 +76,7 @@ class Tally:
             self.images[cls] += 1
         for lb in labels:
             self.objects[lb.cls] += 1
-            a = lb.geom.area * pixel_area
+            a = lb.area * pixel_area
             cur = self.area.get(lb.cls)
             self.area[lb.cls] = [a, a, a] if cur is None else [
                 min(cur[0], a), max(cur[1], a), cur[2] + a]  # fmt: skip
@@ -155,19 +160,39 @@ class Planner:
     def _grid_tiles(self) -> Iterator[TilePlan | None]:
         nofeature = self.job.output_nofeature_tiles
         for row in self.rows:
-            pairs = self.samples.tree.query(self._row_boxes(row), predicate="intersects")
-            hits: dict[int, list[int]] = {}
-            for j, i in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
-                hits.setdefault(j, []).append(i)
+            boxes = self._row_boxes(row)
+            pairs = self.samples.tree.query(boxes, predicate="intersects")
+            met, labels = self._row_labels(row, boxes, pairs)
             for j, col in enumerate(self.cols):
-                idx = hits.get(j)
-                if idx is None and not nofeature:
+                if j not in met and not nofeature:
                     continue
-                base = self._labels(self._foot(col, row, 0.0), col, row, 0.0, idx)
+                base = labels.get(j, [])
                 if not base and not nofeature:
                     yield None
                     continue
                 yield self._tile(col, row, base, None)
+
+    def _row_labels(self, row: int, boxes, pairs) -> tuple[set, dict[int, list[Label]]]:
+        """`_labels` of every tile of a row (no rotation) at once, from the (tile, sample)
+        pairs that intersect: the tiles met, and tile -> labels (those with any)."""
+        np, shapely, s = self._np, self._shapely, self.samples
+        order = np.lexsort((pairs[1], pairs[0]))  # by tile, then by sample (as `_labels`)
+        tile, idx = pairs[0][order], pairs[1][order]
+        if len(idx) == 0:
+            return set(), {}
+        inter = shapely.intersection(s.geoms[idx], boxes[tile])
+        keep, frac, bare = self._keep(idx, inter, single=False)
+        labels: dict[int, list[Label]] = {}
+        if keep.any():
+            cols = np.asarray(self.cols, dtype=np.float64)[tile[keep]]
+            offsets = np.stack([cols, np.full(len(cols), float(row))], axis=1)
+            chip_geoms = _translate(inter[keep], -offsets)
+            for j, label in zip(
+                tile[keep].tolist(), _make_labels(chip_geoms, s.classes[idx][keep], frac[keep],
+                                                  bare[keep], self.fmt), strict=True,
+            ):  # fmt: skip
+                labels.setdefault(j, []).append(label)
+        return set(tile.tolist()), labels
 
     def _labeled_tiles(self) -> Iterator[TilePlan | None]:
         """One chip centred on each sample (kept inside the region), labelled with its class."""
@@ -229,15 +254,10 @@ class Planner:
         c0, r0 = math.floor(min(xs)) - 1, math.floor(min(ys)) - 1
         return c0, r0, math.ceil(max(xs)) + 1 - c0, math.ceil(max(ys)) + 1 - r0
 
-    def _labels(self, foot, col, row, angle, idx=None, single=False) -> list[Label]:
-        """Objects in a chip footprint, clipped to it, in chip pixel coordinates."""
+    def _keep(self, idx, inter, single: bool):
+        """Which clipped objects a chip keeps (min_overlap), their share inside, bare points;
+        counts the dropped ones."""
         np, shapely, s = self._np, self._shapely, self.samples
-        if idx is None:
-            idx = s.tree.query(foot, predicate="intersects")
-        idx = np.sort(np.asarray(idx, dtype=np.int64))
-        if len(idx) == 0:
-            return []
-        inter = shapely.intersection(s.geoms[idx], foot)
         area = shapely.area(inter)
         bare = s.bare_point[idx]
         full = s.areas[idx]
@@ -249,12 +269,47 @@ class Planner:
         else:
             keep = present & (frac >= self.job.min_overlap - FRAC_EPS)
         self.tally.dropped += int((present & ~keep).sum())
+        return keep, frac, bare
+
+    def _labels(self, foot, col, row, angle, idx=None, single=False) -> list[Label]:
+        """Objects in a chip footprint, clipped to it, in chip pixel coordinates."""
+        np, shapely, s = self._np, self._shapely, self.samples
+        if idx is None:
+            idx = s.tree.query(foot, predicate="intersects")
+        idx = np.sort(np.asarray(idx, dtype=np.int64))
+        if len(idx) == 0:
+            return []
+        inter = shapely.intersection(s.geoms[idx], foot)
+        keep, frac, bare = self._keep(idx, inter, single)
         if not keep.any():
             return []
         chip_geoms = _affine_geoms(inter[keep], ~self.to_raster(col, row, angle))
-        labels = []
-        for geom, cls, f, b in zip(
-            chip_geoms, s.classes[idx][keep], frac[keep], bare[keep], strict=True
-        ):
-            labels.append(Label(int(cls), geom if b else polygonal(geom), min(1.0, float(f))))
-        return labels
+        return _make_labels(chip_geoms, s.classes[idx][keep], frac[keep], bare[keep], self.fmt)
+
+
+def _make_labels(geoms, classes, fracs, bare, fmt: str) -> list[Label]:
+    """Labels of clipped objects in chip pixels: polygonal (Polygon, MultiPolygon), or points;
+    their geometry only for the mask formats (the others write boxes: less to send)."""
+    import shapely
+
+    out = []
+    kinds = shapely.get_type_id(geoms).tolist()
+    areas = shapely.area(geoms).tolist()
+    bounds = shapely.bounds(geoms).tolist()
+    for geom, cls, f, b, kind, area, box in zip(
+        geoms, classes.tolist(), fracs.tolist(), bare.tolist(), kinds, areas, bounds, strict=True
+    ):
+        if not b and kind not in (3, 6):  # not a Polygon, a MultiPolygon: its polygons
+            geom = polygonal(geom)
+            area, box = geom.area, list(geom.bounds)
+        keep = geom if fmt in MASK_FORMATS else None
+        out.append(Label(int(cls), keep, min(1.0, float(f)), area, tuple(box)))
+    return out
+
+
+def _translate(geoms, offsets):
+    """Each geometry moved by its own (dx, dy) (rows of `offsets`)."""
+    import shapely
+
+    xy, index = shapely.get_coordinates(geoms, return_index=True)
+    return shapely.set_coordinates(geoms.copy(), xy + offsets[index])

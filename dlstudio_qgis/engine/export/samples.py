@@ -3,6 +3,10 @@
 All tiling and clipping works in the raster's pixel coordinates (column, row; y down): an
 affine map keeps area ratios, so overlap fractions are the same as in map units, and chip
 coordinates are a translation (or a rotation) away.
+
+The GeoJSON is parsed lean: simple polygons (one closed ring) go straight into one coordinate
+buffer and become shapely geometries all at once, and each feature keeps only the properties
+read here, so the whole JSON tree never exists (it weighed about six times the file).
 """
 
 from __future__ import annotations
@@ -60,10 +64,59 @@ def _class_value(value, fid) -> int:
     return int(number)
 
 
-def read_features(path: str) -> list[dict]:
+class _Ring:
+    """A Polygon read as one closed 2-D ring: `count` points from point `start` of the
+    reader's coordinate buffer (built into shapely geometries all at once, afterwards)."""
+
+    __slots__ = ("start", "count")
+
+    def __init__(self, start: int, count: int) -> None:
+        self.start, self.count = start, count
+
+
+#: the properties the export reads; a feature keeps only these
+_PROPERTIES = ("fid", "id", "class_value")
+
+
+def _reader(coords):
+    """The json object_hook that keeps the parse lean: each Polygon of one closed 2-D ring goes
+    into `coords` (an array of doubles) as a `_Ring`, and each Feature keeps only what the
+    export reads, so the JSON tree never exists whole. Anything else is left as parsed (and
+    checked by `load_samples` as before)."""
+    from itertools import chain
+
+    def hook(obj: dict):
+        if obj.get("type") == "Polygon" and "coordinates" in obj:
+            rings = obj["coordinates"]
+            if type(rings) is list and len(rings) == 1 and type(rings[0]) is list:
+                ring = rings[0]
+                if len(ring) >= 4 and ring[0] == ring[-1]:
+                    start = len(coords)
+                    try:
+                        coords.extend(chain.from_iterable(ring))
+                    except TypeError:  # not numbers: left to shapely (and its message)
+                        del coords[start:]
+                        return obj
+                    if len(coords) - start == 2 * len(ring):
+                        return _Ring(start // 2, len(ring))
+                    del coords[start:]  # 3-D, or ragged
+            return obj
+        if obj.get("type") == "Feature":
+            props = obj.get("properties")
+            if type(props) is dict:
+                obj["properties"] = {k: props[k] for k in _PROPERTIES if k in props}
+        return obj
+
+    return hook
+
+
+def read_features(path: str, coords=None) -> list[dict]:
+    """The features of a GeoJSON file; with `coords` (an ``array("d")``), simple polygons are
+    read as `_Ring` into it and features keep only the properties the export reads."""
+    hook = None if coords is None else _reader(coords)
     try:
         with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+            data = json.load(fh, object_hook=hook)
     except OSError as exc:
         raise InputError(f"Cannot read the samples '{path}': {exc.strerror or exc}.") from None
     except ValueError as exc:
@@ -77,17 +130,47 @@ def read_features(path: str) -> list[dict]:
     return [f for f in features if isinstance(f, dict)]
 
 
+def release_memory() -> None:
+    """Give the memory freed after the parse back to the OS (glibc keeps it otherwise)."""
+    import contextlib
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _rings_to_polygons(coords, rings: list[_Ring]):
+    """The `_Ring`s as shapely Polygons, all at once."""
+    import numpy as np
+    import shapely
+
+    xy = np.frombuffer(coords, dtype=np.float64).reshape(-1, 2)
+    counts = np.fromiter((ring.count for ring in rings), dtype=np.int64, count=len(rings))
+    starts = np.fromiter((ring.start for ring in rings), dtype=np.int64, count=len(rings))
+    ends = np.cumsum(counts)  # the points of the rings asked for (skipped features' left out)
+    xy = xy[np.arange(ends[-1]) + np.repeat(starts - (ends - counts), counts)]
+    index = np.repeat(np.arange(len(rings)), counts)
+    return shapely.polygons(shapely.linearrings(xy, indices=index))
+
+
 def load_samples(job: ExportJob, info: SourceInfo, region: Region, reporter) -> Samples:
     """Read, check and prepare the samples; InputError for anything the export cannot use."""
+    from array import array
+
     import numpy as np
     import shapely
     from affine import Affine
 
-    features = read_features(job.samples)
+    coords = array("d")
+    features = read_features(job.samples, coords)
     known = {c.value: c.name for c in job.classes}
     fmt = job.metadata_format
     r = job.buffer_radius
-    geoms, classes, fids, unknown = [], [], [], {}
+    # in feature order: a list of checked geometry parts, or a _Ring (checked below, in bulk)
+    slots: list = []
+    classes, fids, unknown = [], [], {}
     nulls = fixed = empty = 0
     for i, feature in enumerate(features):
         fid = _fid(feature, i)
@@ -101,6 +184,11 @@ def load_samples(job: ExportJob, info: SourceInfo, region: Region, reporter) -> 
         value = _class_value(props["class_value"], fid)
         if value not in known:
             unknown.setdefault(value, fid)
+            continue
+        if type(gj) is _Ring:
+            slots.append(gj)
+            classes.append(value)
+            fids.append(fid)
             continue
         gtype = gj.get("type")
         if gtype not in POINT_TYPES + POLYGON_TYPES:
@@ -131,12 +219,38 @@ def load_samples(job: ExportJob, info: SourceInfo, region: Region, reporter) -> 
                 empty += 1
                 continue
             parts = [geom]
+        out = []
         for part in parts:
             if part.geom_type == "Point" and r > 0:
                 part = part.buffer(r, quad_segs=16) if fmt in MASK_FORMATS else _box(part, r)
+            out.append(part)
+        slots.append(out)
+        classes.append(value)
+        fids.append(fid)
+    del features
+    rings = [slot for slot in slots if type(slot) is _Ring]
+    polygons = _rings_to_polygons(coords, rings) if rings else []
+    del coords
+    release_memory()
+    if len(polygons):  # the checks above, in bulk
+        invalid = np.flatnonzero(~shapely.is_valid(polygons))
+        for k in invalid.tolist():
+            polygons[k] = polygonal(shapely.make_valid(polygons[k]))
+        fixed += len(invalid)
+        usable = (shapely.area(polygons) > 0) & ~shapely.is_empty(polygons)
+    geoms, kept_classes, kept_fids, k = [], [], [], 0
+    for slot, value, fid in zip(slots, classes, fids, strict=True):
+        if type(slot) is _Ring:
+            k += 1
+            if not usable[k - 1]:
+                empty += 1
+                continue
+            slot = [polygons[k - 1]]
+        for part in slot:
             geoms.append(part)
-            classes.append(value)
-            fids.append(fid)
+            kept_classes.append(value)
+            kept_fids.append(fid)
+    classes, fids = kept_classes, kept_fids
     if unknown:
         names = ", ".join(f"{v} ({n})" for v, n in sorted(known.items()))
         values = ", ".join(f"{v} (sample {f})" for v, f in sorted(unknown.items()))

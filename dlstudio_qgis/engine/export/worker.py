@@ -2,7 +2,8 @@
 
 A task is a batch of consecutive tiles (so neighbouring windows share the GDAL block cache);
 for each tile the window is read once, then every chip of the tile (the tile itself and its
-rotations) is written with its labels. The result is small: counts and band moments.
+rotations) is written with its labels. The result is small: counts and band statistics.
+The pool starts before the samples are read, so its processes do not carry them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ _state: dict = {}
 @dataclass(frozen=True)
 class WorkerConfig:
     info: SourceInfo
-    ctx: LabelContext
     parent_pid: int
 
 
@@ -32,13 +32,14 @@ class Batch:
     seq: int
     tiles: list[TilePlan]
     covered: int  # tiles looked at that this batch accounts for (kept and skipped), progress
+    ctx: LabelContext | None = None  # where and how to write the chips
 
 
 @dataclass
 class BatchResult:
     seq: int
     chips: int
-    moments: Any  # (bands, 5) numpy array or None
+    moments: Any  # stats.ExactSums, a (bands, 5) numpy array of moments, or None
     pixels: Any  # per class value pixel counts (Classified_Tiles) or None
 
 
@@ -63,34 +64,41 @@ def init(config: WorkerConfig) -> None:
     import rasterio
     from rasterio.crs import CRS
 
+    from .chips import ChipWriter
+
     env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, CHECK_DISK_FREE_SPACE=False)
     env.__enter__()  # for the life of the process
+    crs = CRS.from_wkt(config.info.crs_wkt)
     _state.update(
-        config=config, env=env, ds=rasterio.open(config.info.path),
-        crs=CRS.from_wkt(config.info.crs_wkt),
+        config=config, env=env, ds=rasterio.open(config.info.path), crs=crs,
+        writer=ChipWriter(crs, config.info.nodata, rgb=True),
     )  # fmt: skip
+
+
+def ready() -> None:
+    """A first task: submitting it starts the pool's processes."""
 
 
 def run_batch(batch: Batch) -> BatchResult:
     import numpy as np
     from affine import Affine
 
-    from .chips import band_moments, chip_pixels, read_window, write_raster
+    from .chips import band_moments, chip_pixels, read_window
     from .labels import write_labels
-    from .stats import merge_moments
+    from .stats import EXACT_DTYPES, ExactSums, band_sums, merge_moments
 
     config: WorkerConfig = _state["config"]
-    info, ctx, ds, crs = config.info, config.ctx, _state["ds"], _state["crs"]
+    info, ctx, ds, crs = config.info, batch.ctx, _state["ds"], _state["crs"]
+    writer = _state["writer"]
     nodata = info.nodata
     fill = 0 if nodata is None else nodata
     src_transform = Affine(*info.transform)
-    images = ctx.root / "images"
+    images = os.path.join(ctx.root, "images", "")
+    exact = ExactSums(len(info.bands)) if info.dtype in EXACT_DTYPES else None
     moments = pixels = None
     chips = 0
     for tile in batch.tiles:
-        data, valid = read_window(ds, info.bands, tile.window, fill)
-        if str(data.dtype) != info.dtype:
-            data = data.astype(info.dtype)
+        data, valid = read_window(ds, info.bands, tile.window, fill, info.dtype)
         box = (tile.col, tile.row, ctx.width, ctx.height)
         for chip in tile.chips:
             arr, chip_valid = chip_pixels(
@@ -98,13 +106,15 @@ def run_batch(batch: Batch) -> BatchResult:
                 crs, nodata,
             )  # fmt: skip
             transform = src_transform * Affine(*chip.to_raster)
-            path = images / f"{chip.name}.{ctx.image_ext}"
-            write_raster(path, arr, transform, crs, nodata, rgb=True)
-            moments = merge_moments(moments, band_moments(arr, chip_valid, nodata))
+            writer.write(f"{images}{chip.name}.{ctx.image_ext}", arr, transform)
+            if exact is not None:
+                exact.add(*band_sums(arr, chip_valid, nodata))
+            else:
+                moments = merge_moments(moments, band_moments(arr, chip_valid, nodata))
             counts = write_labels(chip, ctx, transform, crs)
             if counts is not None:
                 pixels = counts if pixels is None else pixels + counts
             chips += 1
     if pixels is not None:
         pixels = np.asarray(pixels, dtype=np.int64)
-    return BatchResult(batch.seq, chips, moments, pixels)
+    return BatchResult(batch.seq, chips, exact if exact is not None else moments, pixels)
