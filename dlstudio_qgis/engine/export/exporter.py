@@ -21,7 +21,7 @@ from .plan import Planner
 from .pool import WorkerPool, default_workers
 from .samples import load_samples, release_memory
 from .source import inspect_raster, region_of
-from .staging import Staging, contains
+from .staging import Staging, contains, signals_deferred
 from .worker import Batch, WorkerConfig
 
 MAX_BATCH_CHIPS = 32
@@ -104,7 +104,9 @@ def _write(job, info, planner, candidates, per_batch, pool, reporter, started) -
         )  # fmt: skip
         return staging.commit()
     except BaseException:
-        staging.discard()
+        with signals_deferred():  # a second SIGTERM must not interrupt the clean-up
+            pool.terminate()
+            staging.discard()
         raise
 
 

@@ -64,7 +64,12 @@ class WorkerPool:
         if exc_type is None:
             self.executor.shutdown(wait=True)
         else:
-            _terminate(self.executor)
+            self.terminate()
+
+    def terminate(self) -> None:
+        """Stop the processes now (idempotent): before a failed run's files are removed, so
+        no worker writes into the staging folder while it is being deleted."""
+        _terminate(self.executor)
 
     def run(self, batches: Iterable[Batch], on_result: Callable[[BatchResult, int], None]) -> None:
         """Submit each batch, call on_result(result, covered) as they complete (any order)."""
