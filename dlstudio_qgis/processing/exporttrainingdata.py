@@ -7,9 +7,7 @@ worker (`python -m dlstudio_qgis.engine export`) cuts the chips.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +33,7 @@ from qgis.core import (
 )
 
 from .. import settings
-from ..core import Action, DLStudioError, SampleStatus, WorkUnitStatus
+from ..core import Action, SampleStatus, WorkUnitStatus
 from ..core.formats import IMAGE_FORMATS, METADATA_FORMATS, check_format
 from ..core.roles import require
 from ..engine.export.job import ExportJob
@@ -52,6 +50,7 @@ from .base import (
     with_help,
 )
 from .exportsamples import check_output, layer_samples, project_samples, write_geojson
+from .jobs import end_job, remove_partials
 from .worker import WorkerCancelled, run_engine
 
 S, W = SampleStatus, WorkUnitStatus
@@ -287,16 +286,16 @@ class ExportTrainingData(DlsAlgorithm):
             if fresh:  # a failed or cancelled export leaves nothing it wrote
                 _remove(output, keep_folder=existed)
             # Cancel kills the worker (SIGKILL), so it cannot remove its own staging folder
-            _remove_partials(output, since=started)
+            remove_partials(output, f".{output.name}.partial-*", since=started)
             if project is not None and job_id is not None:
                 cancelled = isinstance(exc, WorkerCancelled) or steps.isCanceled()
-                _end_job(project, job_id, "cancelled" if cancelled else "failed", steps,
+                end_job(project, job_id, "cancelled" if cancelled else "failed", steps,
                          error=str(exc)[:2000])  # fmt: skip
             raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         if project is not None and job_id is not None:
-            _end_job(project, job_id, "succeeded", steps, result=result)
+            end_job(project, job_id, "succeeded", steps, result=result)
         return _report(result, output, len(items), job_id, steps)
 
     def _i(self, parameters, name, context) -> int:
@@ -390,14 +389,6 @@ def _project_record(project, counts) -> dict:
 # --- output folder -------------------------------------------------------------------------
 
 
-def _remove_partials(output: Path, since: float) -> None:
-    """Staging folders (`.<name>.partial-*`, see engine/export/staging.py) left by this run."""
-    for partial in output.parent.glob(f".{output.name}.partial-*"):
-        with contextlib.suppress(OSError):
-            if partial.is_dir() and partial.stat().st_mtime >= since - 1:
-                shutil.rmtree(partial, ignore_errors=True)
-
-
 def _remove(folder: Path, keep_folder: bool) -> None:
     if not keep_folder:
         shutil.rmtree(folder, ignore_errors=True)
@@ -407,14 +398,6 @@ def _remove(folder: Path, keep_folder: bool) -> None:
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
-
-
-def _end_job(project, job_id: str, status: str, feedback, **fields) -> None:
-    """Record how the job ended; a failure to record is a warning, not the run's outcome."""
-    try:
-        project.update_job(job_id, status, **fields)
-    except (DLStudioError, sqlite3.Error) as exc:
-        feedback.pushWarning(tr(f"Could not record job {job_id} as {status}: {exc}"))
 
 
 def _report(result: dict, output: Path, n_samples: int, job_id, feedback) -> dict:

@@ -8,11 +8,8 @@ here imports torch: the job's contract (engine/train/job.py) is standard library
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import shutil
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -23,46 +20,36 @@ from qgis.core import (
     QgsProcessingMultiStepFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
 from .. import settings
-from ..core import Action, DLStudioError
+from ..core import Action
 from ..core.roles import require
 from ..engine.protocol import EngineError
 from ..engine.train.job import BACKBONES, MODEL_TYPES, PROCESSORS, TrainJob, parse_arguments
 from .base import (
     FILE_BEHAVIOR_FILE,
-    NUMBER_DOUBLE,
     DlsAlgorithm,
     _enum,
     tr,
     user_parameter,
     with_help,
 )
+from .jobs import end_job, remove_partials
+from .params import bool_param, enum_param, int_param, number_param
+from .trainsupport import FORMATS, ONLY_BACKBONE, check_format, output_package, report
+from .trainsupport import in_folder as checked_in_folder
+
+__all__ = ["FORMATS", "TrainDeepLearningModel"]  # FORMATS: compared with the engine's by a test
 from .worker import WorkerCancelled, run_engine
 
 FILE_BEHAVIOR_FOLDER = _enum(
     (Qgis, "ProcessingFileParameterBehavior", "Folder"),
     (QgsProcessingParameterFile, "Behavior", "Folder"),
 )
-EXPORT_EMD = "esri_model_definition.emd"
-#: the export metadata formats each model type trains from (engine/models/registry.py
-#: METADATA_FORMATS; a test keeps the two equal)
-FORMATS = {
-    **dict.fromkeys(("SSD", "RETINANET", "YOLOV3", "FASTERRCNN"),
-                    ("PASCAL_VOC_rectangles", "KITTI_rectangles")),
-    "MASKRCNN": ("RCNN_Masks",),
-    **dict.fromkeys(("UNET", "PSPNET", "DEEPLAB"), ("Classified_Tiles",)),
-    "FEATURE_CLASSIFIER": ("Labeled_Tiles", "MultiLabeled_Tiles"),
-}  # fmt: skip
-#: YOLOv3 is the Darknet-53 design, and Darknet-53 has no other use (registry.py SUPPORTED)
-ONLY_BACKBONE = {"YOLOV3": "DARKNET53"}
 
 
 class TrainDeepLearningModel(DlsAlgorithm):
@@ -116,7 +103,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _enum_param(
+            enum_param(
                 "MODEL_TYPE",
                 "Model type",
                 MODEL_TYPES,
@@ -128,7 +115,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _enum_param(
+            enum_param(
                 "BACKBONE_MODEL",
                 "Backbone model",
                 BACKBONES,
@@ -152,7 +139,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _int(
+            int_param(
                 "BATCH_SIZE",
                 "Batch size",
                 8,
@@ -161,7 +148,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _int(
+            int_param(
                 "MAX_EPOCHS",
                 "Maximum epochs",
                 20,
@@ -171,7 +158,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _num(
+            number_param(
                 "LEARNING_RATE",
                 "Learning rate",
                 0.0,
@@ -181,7 +168,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _num(
+            number_param(
                 "VALIDATION_PERCENT",
                 "Validation percent",
                 10.0,
@@ -204,7 +191,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _bool(
+            bool_param(
                 "STOP_TRAINING",
                 "Stop when the model stops improving",
                 True,
@@ -213,7 +200,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _bool(
+            bool_param(
                 "FREEZE_MODEL",
                 "Freeze the backbone",
                 True,
@@ -223,7 +210,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _enum_param(
+            enum_param(
                 "PROCESSOR_TYPE",
                 "Processor type",
                 PROCESSORS,
@@ -233,7 +220,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _bool(
+            bool_param(
                 "OVERWRITE_MODEL",
                 "Overwrite the output package",
                 False,
@@ -256,7 +243,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
         )
         add(user_parameter())
         add(
-            _int(
+            int_param(
                 "SEED",
                 "Random seed",
                 0,
@@ -267,7 +254,7 @@ class TrainDeepLearningModel(DlsAlgorithm):
             )
         )
         add(
-            _int(
+            int_param(
                 "LOADER_WORKERS",
                 "Data loading processes",
                 0,
@@ -329,10 +316,10 @@ class TrainDeepLearningModel(DlsAlgorithm):
             result = run_engine("train", job_dict, steps, workdir)
         except BaseException as exc:
             # Cancel kills the worker, so it cannot remove its own temporary package file
-            _remove_partials(output, since=started)
+            remove_partials(output, f".{output.name}.*.partial", since=started)
             if project is not None and job_id is not None:
                 cancelled = isinstance(exc, WorkerCancelled) or steps.isCanceled()
-                _end_job(
+                end_job(
                     project,
                     job_id,
                     "cancelled" if cancelled else "failed",
@@ -343,13 +330,16 @@ class TrainDeepLearningModel(DlsAlgorithm):
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         if project is not None and job_id is not None:
-            _end_job(project, job_id, "succeeded", steps, result=result)
-        return _report(result, output, job_id, steps)
+            end_job(project, job_id, "succeeded", steps, result=result)
+        return report(result, output, job_id, steps)
 
     def _job(self, parameters, context, feedback) -> TrainJob:
         """The validated training job; every mistake is refused here, before any worker."""
-        in_folder = self._in_folder(parameters, context)
-        output = self._output(parameters, context)
+        in_folder = checked_in_folder(self.parameterAsFile(parameters, "IN_FOLDER", context))
+        output = output_package(
+            self.parameterAsFileOutput(parameters, "OUTPUT", context),
+            self.parameterAsBoolean(parameters, "OVERWRITE_MODEL", context),
+        )
         model_type = self.parameterAsEnumString(parameters, "MODEL_TYPE", context)
         backbone = self.parameterAsEnumString(parameters, "BACKBONE_MODEL", context)
         only = ONLY_BACKBONE.get(model_type)
@@ -407,157 +397,5 @@ class TrainDeepLearningModel(DlsAlgorithm):
             TrainJob.from_dict(json.loads(json.dumps(job.to_dict())))
         except EngineError as exc:
             raise QgsProcessingException(str(exc)) from exc
-        self._check_format(in_folder, model_type)
+        check_format(in_folder, model_type)
         return job
-
-    def _in_folder(self, parameters, context) -> Path:
-        text = self.parameterAsFile(parameters, "IN_FOLDER", context)
-        if not text:
-            raise QgsProcessingException(tr("Give the training data folder (IN_FOLDER)."))
-        folder = Path(text).absolute()
-        if not folder.is_dir():
-            raise QgsProcessingException(tr(f"The training data folder '{folder}' does not exist."))
-        if not (folder / EXPORT_EMD).is_file() or not (folder / "images").is_dir():
-            raise QgsProcessingException(
-                tr(
-                    f"'{folder}' is not exported training data: it lacks images/ or "
-                    f"{EXPORT_EMD}. Give the folder Export training data wrote."
-                )
-            )
-        return folder
-
-    def _output(self, parameters, context) -> Path:
-        text = self.parameterAsFileOutput(parameters, "OUTPUT", context)
-        if not text:
-            raise QgsProcessingException(tr("Give the package to write (OUTPUT)."))
-        output = Path(text).absolute()
-        if not output.suffix:
-            output = output.with_suffix(".dlpk")
-        if output.suffix.lower() != ".dlpk":
-            raise QgsProcessingException(
-                tr(f"The output '{output}' must be a deep learning package (.dlpk).")
-            )
-        if output.is_dir():
-            raise QgsProcessingException(tr(f"The output '{output}' is a folder."))
-        overwrite = self.parameterAsBoolean(parameters, "OVERWRITE_MODEL", context)
-        if output.exists() and not overwrite:
-            raise QgsProcessingException(
-                tr(
-                    f"The output package '{output}' already exists; set OVERWRITE_MODEL to "
-                    "replace it, or choose another name."
-                )
-            )
-        return output
-
-    def _check_format(self, folder: Path, model_type: str) -> None:
-        """The export's metadata format must be one the model type trains from."""
-        try:
-            emd = json.loads((folder / EXPORT_EMD).read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError) as exc:
-            raise QgsProcessingException(
-                tr(f"'{folder / EXPORT_EMD}' cannot be read as a model definition: {exc}.")
-            ) from exc
-        fmt = emd.get("MetaDataMode") if isinstance(emd, dict) else None
-        fits = FORMATS.get(model_type, ())
-        if fmt and fits and fmt not in fits:
-            raise QgsProcessingException(
-                tr(
-                    f"{model_type} trains from {' or '.join(fits)}; this export is {fmt}. "
-                    f"Export again with METADATA_FORMAT={fits[0]}, or choose a model type for "
-                    f"{fmt} data."
-                )
-            )
-
-
-# --- parameters ----------------------------------------------------------------------------
-
-
-def _enum_param(name, label, options, default, help_text):
-    return with_help(
-        QgsProcessingParameterEnum(
-            name, tr(label), options=list(options), defaultValue=default, usesStaticStrings=True
-        ),
-        help_text,
-    )
-
-
-def _bool(name, label, default, help_text):
-    return with_help(
-        QgsProcessingParameterBoolean(name, tr(label), defaultValue=default), help_text
-    )
-
-
-def _int(name, label, default, help_text, minimum=None, advanced=False):
-    param = QgsProcessingParameterNumber(name, tr(label), defaultValue=default)
-    if minimum is not None:
-        param.setMinimum(minimum)
-    return with_help(param, help_text, advanced=advanced)
-
-
-def _num(name, label, default, help_text, maximum=None):
-    param = QgsProcessingParameterNumber(name, tr(label), NUMBER_DOUBLE, default, minValue=0.0)
-    if maximum is not None:
-        param.setMaximum(maximum)
-    return with_help(param, help_text)
-
-
-# --- after the run -------------------------------------------------------------------------
-
-
-def _remove_partials(output: Path, since: float) -> None:
-    """Temporary packages (`.<name>.*.partial`, see engine/train/package.py) of this run."""
-    for partial in output.parent.glob(f".{output.name}.*.partial"):
-        with contextlib.suppress(OSError):
-            if partial.is_file() and partial.stat().st_mtime >= since - 1:
-                partial.unlink()
-
-
-def _end_job(project, job_id: str, status: str, feedback, **fields) -> None:
-    """Record how the job ended; a failure to record is a warning, not the run's outcome."""
-    try:
-        project.update_job(job_id, status, **fields)
-    except (DLStudioError, sqlite3.Error) as exc:
-        feedback.pushWarning(tr(f"Could not record job {job_id} as {status}: {exc}"))
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _report(result: dict, output: Path, job_id, feedback) -> dict:
-    metrics = result.get("metrics") or {}
-    out = {
-        "OUTPUT": str(result.get("output") or output),
-        "EPOCHS": int(result.get("epochs_run") or result.get("epochs") or 0),
-        "BEST_EPOCH": int(result.get("best_epoch") or 0),
-        "LEARNING_RATE": _number(result.get("learning_rate")),
-        "VALID_LOSS": _number(result.get("valid_loss")),
-        "METRICS": json.dumps(_nan_to_none(metrics), sort_keys=True, default=str),
-        "JOB_ID": job_id or "",
-    }
-    summary = ", ".join(f"{k} {_short(v)}" for k, v in metrics.items() if _number(v) is not None)
-    feedback.pushInfo(
-        tr(
-            f"Trained {out['EPOCHS']} epochs (best: {out['BEST_EPOCH']}, learning rate "
-            f"{_short(out['LEARNING_RATE'])}"
-            + (f", {result['seconds']} s" if result.get("seconds") is not None else "")
-            + f"){': ' + summary if summary else ''}. Wrote {out['OUTPUT']}."
-        )
-    )
-    return out
-
-
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _nan_to_none(obj):
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan_to_none(v) for v in obj]
-    return obj

@@ -176,7 +176,7 @@ def train(job: TrainJob, data, device, reporter, began: float) -> dict:
     from ..models import TASKS
     from . import dataset as ds
     from .checkpoint import Checkpoints, default_folder, job_hash
-    from .package import write_dlpk
+    from .package_write import write_dlpk
     from .trainer import EarlyStopping, Trainer
 
     torch.manual_seed(job.seed)

@@ -20,8 +20,8 @@ from dlstudio_qgis.engine.train.package import (
     read_dlpk,
     read_emd,
     read_package,
-    write_dlpk,
 )
+from dlstudio_qgis.engine.train.package_write import write_dlpk
 
 CLASSES = [
     {"Value": 1, "Name": "building", "Color": [255, 0, 0]},

@@ -15,7 +15,7 @@ from dlstudio_qgis.engine.protocol import InputError, Reporter, parse_line
 from dlstudio_qgis.engine.train.checkpoint import Checkpoints, _map_rows, load_pretrained
 from dlstudio_qgis.engine.train.dataset import DataSpec
 from dlstudio_qgis.engine.train.lr_finder import find_lr
-from dlstudio_qgis.engine.train.package import write_dlpk
+from dlstudio_qgis.engine.train.package_write import write_dlpk
 from dlstudio_qgis.engine.train.tasks import SegmentationTask
 from dlstudio_qgis.engine.train.trainer import EarlyStopping, Trainer
 
