@@ -241,6 +241,16 @@ class DlsAlgorithm(QgsProcessingAlgorithm):
         return project
 
 
+class DeepLearningAlgorithm(DlsAlgorithm):
+    """Base of the algorithms that run the engine worker (export, train, inference)."""
+
+    def group(self) -> str:
+        return tr("Deep learning")
+
+    def groupId(self) -> str:
+        return "deeplearning"
+
+
 def resolve_user(value: str | None) -> str:
     """USER if given, else the QGIS setting dlstudio/user, else core's current_user()."""
     return (value or "").strip() or settings.user_name()

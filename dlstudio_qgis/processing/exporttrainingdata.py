@@ -43,7 +43,7 @@ from .base import (
     NUMBER_DOUBLE,
     SOURCE_POINT,
     SOURCE_POLYGON,
-    DlsAlgorithm,
+    DeepLearningAlgorithm,
     count,
     tr,
     user_parameter,
@@ -61,7 +61,7 @@ COUNTS = {"CHIPS": "chips", "TILES": "tiles", "OBJECTS": "objects",
           "OBJECTS_DROPPED": "dropped"}  # fmt: skip
 
 
-class ExportTrainingData(DlsAlgorithm):
+class ExportTrainingData(DeepLearningAlgorithm):
     NAME = "exporttrainingdata"
     DISPLAY_NAME = "Export training data"
     HELP = (
@@ -77,12 +77,6 @@ class ExportTrainingData(DlsAlgorithm):
         "The heavy work runs in the engine worker (the Python of the dlstudio/worker_python "
         "setting); Cancel stops it, and a cancelled or failed export leaves no new folder."
     )
-
-    def group(self) -> str:
-        return tr("Deep learning")
-
-    def groupId(self) -> str:
-        return "deeplearning"
 
     def initAlgorithm(self, config=None):
         add = self.addParameter

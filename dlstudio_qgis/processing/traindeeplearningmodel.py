@@ -32,7 +32,7 @@ from ..engine.protocol import EngineError
 from ..engine.train.job import BACKBONES, MODEL_TYPES, PROCESSORS, TrainJob, parse_arguments
 from .base import (
     FILE_BEHAVIOR_FILE,
-    DlsAlgorithm,
+    DeepLearningAlgorithm,
     _enum,
     tr,
     user_parameter,
@@ -52,7 +52,7 @@ FILE_BEHAVIOR_FOLDER = _enum(
 )
 
 
-class TrainDeepLearningModel(DlsAlgorithm):
+class TrainDeepLearningModel(DeepLearningAlgorithm):
     NAME = "traindeeplearningmodel"
     DISPLAY_NAME = "Train deep learning model"
     HELP = (
@@ -73,12 +73,6 @@ class TrainDeepLearningModel(DlsAlgorithm):
         "continues from its last epoch. With PROJECT, the job is recorded in the project "
         "(owners and analysts may train)."
     )
-
-    def group(self) -> str:
-        return tr("Deep learning")
-
-    def groupId(self) -> str:
-        return "deeplearning"
 
     def initAlgorithm(self, config=None):
         add = self.addParameter

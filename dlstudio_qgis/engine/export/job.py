@@ -3,14 +3,14 @@ and audited (it is copied into the output folder as `export_job.json`)."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...core.errors import DLStudioError
 from ...core.formats import IMAGE_FORMATS, check_format
+from ..jobconfig import JobConfig
 from ..protocol import InputError
 
 JOB_VERSION = 1
@@ -24,12 +24,17 @@ class ExportClass:
 
 
 @dataclass(frozen=True)
-class ExportJob:
+class ExportJob(JobConfig):
     """Everything an export needs. Paths are absolute; geometry is in the raster's CRS.
 
     samples: a GeoJSON FeatureCollection (points or polygons) whose features carry an integer
     `class_value` property; the QGIS side has already filtered and reprojected them.
     """
+
+    KIND = "export"
+    WHAT = "export job"
+    VERSION = JOB_VERSION
+    REQUIRED = ("raster", "samples", "classes", "output")
 
     raster: str
     samples: str
@@ -55,20 +60,7 @@ class ExportJob:
 
     @classmethod
     def from_dict(cls, data: dict) -> ExportJob:
-        data = dict(data)
-        version = int(data.pop("version", JOB_VERSION))
-        if version > JOB_VERSION:
-            raise InputError(
-                f"Export job version {version} is newer than this worker reads "
-                f"({JOB_VERSION}); update the plugin in the worker's Python."
-            )
-        data.pop("kind", None)
-        unknown = set(data) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise InputError(f"Unknown export job fields: {', '.join(sorted(unknown))}.")
-        for key in ("raster", "samples", "classes", "output"):
-            if key not in data:
-                raise InputError(f"The export job lacks '{key}'.")
+        data, version = cls._prepare(data)
         try:
             data["classes"] = tuple(
                 ExportClass(int(c["value"]), str(c["name"]), str(c.get("color", "#ff0000")))
@@ -89,16 +81,6 @@ class ExportJob:
         job = cls(**data, version=version)
         job.validate()
         return job
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> ExportJob:
-        with open(path, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["kind"] = "export"
-        return d
 
     def validate(self) -> None:
         """InputError naming the problem and the fix; touches no file but reads none either."""

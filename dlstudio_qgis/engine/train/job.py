@@ -7,8 +7,9 @@ import contextlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+from ..jobconfig import JobConfig
 from ..protocol import InputError
 
 JOB_VERSION = 1
@@ -68,8 +69,13 @@ def parse_arguments(text: str | dict | None) -> dict:
 
 
 @dataclass(frozen=True)
-class TrainJob:
+class TrainJob(JobConfig):
     """Everything a training run needs; paths are absolute."""
+
+    KIND = "train"
+    WHAT = "training job"
+    VERSION = JOB_VERSION
+    REQUIRED = ("in_folder", "output")
 
     in_folder: str
     output: str  # the .dlpk to write
@@ -94,20 +100,7 @@ class TrainJob:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainJob:
-        data = dict(data)
-        version = int(data.pop("version", JOB_VERSION))
-        if version > JOB_VERSION:
-            raise InputError(
-                f"Training job version {version} is newer than this worker reads "
-                f"({JOB_VERSION}); update the plugin in the worker's Python."
-            )
-        data.pop("kind", None)
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"Unknown training job fields: {', '.join(sorted(unknown))}.")
-        for key in ("in_folder", "output"):
-            if key not in data:
-                raise InputError(f"The training job lacks '{key}'.")
+        data, version = cls._prepare(data)
         data["arguments"] = parse_arguments(data.get("arguments"))
         data["model_type"] = str(data.get("model_type", "UNET")).upper()
         data["backbone"] = str(data.get("backbone", "RESNET34")).upper()
@@ -115,16 +108,6 @@ class TrainJob:
         job = cls(**data, version=version)
         job.validate()
         return job
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> TrainJob:
-        with open(path, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["kind"] = "train"
-        return d
 
     def validate(self) -> None:
         """InputError naming the problem and the fix."""
