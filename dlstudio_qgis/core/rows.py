@@ -36,6 +36,21 @@ def transition(con, user, fid, frm: W, to: W, action: str, comment: str, reviewe
     log(con, user, "work_unit", fid, action, frm.value, to.value, comment)
 
 
+def select(table: str, ids: Iterable[int] | None = None, **equal) -> tuple[str, list]:
+    """`SELECT * FROM table` filtered by `column = value` for each value that is not None and
+    by `fid IN ids` when ids are given, in fid order; the SQL and its arguments."""
+    sql, args = f"SELECT * FROM {table} WHERE 1 = 1", []
+    for column, value in equal.items():
+        if value is not None:
+            sql += f" AND {column} = ?"
+            args.append(value)
+    if ids is not None:
+        ids = [int(i) for i in ids]
+        sql += f" AND fid IN ({','.join('?' * len(ids))})"
+        args += ids
+    return sql + " ORDER BY fid", args
+
+
 def _require_units(con: sqlite3.Connection, ids: list[int]) -> None:
     """NotFoundError naming every id in `ids` that is not a work unit."""
     known = {r[0] for r in con.execute("SELECT fid FROM work_units")}

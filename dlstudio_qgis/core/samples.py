@@ -30,6 +30,7 @@ from .rows import (
     _unit_for,
     _unit_index,
     _unit_row,
+    select,
     transition,
 )
 from .schema import log
@@ -156,19 +157,13 @@ class SamplesMixin:
         work_unit: int | None = None,
         ids: Iterable[int] | None = None,
     ) -> list[Sample]:
-        sql, args = "SELECT * FROM training_samples WHERE 1 = 1", []
-        if status is not None:
-            sql += " AND status = ?"
-            args.append(S.parse(status).value)
-        if work_unit is not None:
-            sql += " AND work_unit = ?"
-            args.append(int(work_unit))
-        if ids is not None:
-            ids = [int(i) for i in ids]
-            sql += f" AND fid IN ({','.join('?' * len(ids))})"
-            args += ids
+        sql, args = select(
+            "training_samples", ids,
+            status=None if status is None else S.parse(status).value,
+            work_unit=None if work_unit is None else int(work_unit),
+        )  # fmt: skip
         with schema.reading(self.path) as con:
-            return [_sample(r) for r in con.execute(sql + " ORDER BY fid", args)]
+            return [_sample(r) for r in con.execute(sql, args)]
 
     def review_samples(
         self, ids: Iterable[int], status: str | SampleStatus, comment: str = ""

@@ -19,7 +19,7 @@ from .errors import (
 from .geometry import Geometry, clip_to_rect, rectangle, to_gpkg, validate
 from .model import WorkUnit, now
 from .roles import Action, Role
-from .rows import _count, _fmt_extent, _ids, _require_units, _unit, _unit_row, transition
+from .rows import _count, _fmt_extent, _ids, _require_units, _unit, _unit_row, select, transition
 from .schema import log
 from .states import SampleStatus, WorkUnitStatus, workflow_target
 
@@ -129,16 +129,11 @@ class WorkUnitsMixin:
     def work_units(
         self, status: str | WorkUnitStatus | None = None, ids: Iterable[int] | None = None
     ) -> list[WorkUnit]:
-        sql, args = "SELECT * FROM work_units WHERE 1 = 1", []
-        if status is not None:
-            sql += " AND status = ?"
-            args.append(W.parse(status).value)
-        if ids is not None:
-            ids = [int(i) for i in ids]
-            sql += f" AND fid IN ({','.join('?' * len(ids))})"
-            args += ids
+        sql, args = select(
+            "work_units", ids, status=None if status is None else W.parse(status).value
+        )
         with schema.reading(self.path) as con:
-            return [_unit(r) for r in con.execute(sql + " ORDER BY fid", args)]
+            return [_unit(r) for r in con.execute(sql, args)]
 
     def work_unit(self, fid: int) -> WorkUnit:
         with schema.reading(self.path) as con:

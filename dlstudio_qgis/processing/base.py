@@ -276,15 +276,14 @@ def project_crs(project: Project) -> QgsCoordinateReferenceSystem:
     return crs
 
 
-def transform_to_project(source, crs, context, feedback, what: str):
-    """A transform from `source`'s CRS to the project's, or None when none is needed.
-
-    A layer without a CRS is taken to be in the project's CRS, with a warning.
+def transform_to_project(source, crs, context, feedback, what: str, target: str = "project"):
+    """A transform from `source`'s CRS to `crs` (the project's, or the `target`'s), or None
+    when none is needed. A layer without a CRS is taken to be in `crs`, with a warning.
     """
     if not source.sourceCrs().isValid():
         feedback.pushWarning(
             tr(
-                f"The {what} layer has no CRS; assuming the project's CRS "
+                f"The {what} layer has no CRS; assuming the {target}'s CRS "
                 f"({crs.authid() or crs.description()})."
             )
         )

@@ -32,6 +32,7 @@ from .base import (
     polygon_parts,
     project_crs,
     tr,
+    transform_to_project,
 )
 
 S, W = SampleStatus, WorkUnitStatus
@@ -184,11 +185,7 @@ def _breakdown(counter: Counter) -> str:
 def layer_samples(source, index: int, crs, area, context, feedback):
     """A layer's features with their class (field `index`) as samples in the raster's CRS;
     classes from the field's distinct values."""
-    transform = None
-    if source.sourceCrs().isValid() and source.sourceCrs() != crs:
-        transform = QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
-    elif not source.sourceCrs().isValid():
-        feedback.pushWarning(tr("The samples layer has no CRS; assuming the raster's CRS."))
+    transform = transform_to_project(source, crs, context, feedback, "samples", "raster")
     raw, skipped = [], Counter()
     total = source.featureCount() or 0
     for i, feature in enumerate(all_features(source)):

@@ -26,42 +26,12 @@ from typing import Any
 
 from torch import nn
 
+from ..train.job import BACKBONES, MODEL_TYPES
 from . import arguments as args
 from .backbones import Backbone, build_backbone, freeze_batchnorm
 from .weights import Log, default_log
 
-MODEL_TYPES = (
-    "SSD",
-    "UNET",
-    "FEATURE_CLASSIFIER",
-    "PSPNET",
-    "RETINANET",
-    "MASKRCNN",
-    "YOLOV3",
-    "DEEPLAB",
-    "FASTERRCNN",
-)
-BACKBONES = (
-    "DARKNET53",
-    "DENSENET121",
-    "DENSENET161",
-    "DENSENET169",
-    "DENSENET201",
-    "MOBILENET_V2",
-    "RESNET18",
-    "RESNET34",
-    "RESNET50",
-    "RESNET101",
-    "RESNET152",
-    "VGG11",
-    "VGG11_BN",
-    "VGG13",
-    "VGG13_BN",
-    "VGG16",
-    "VGG16_BN",
-    "VGG19",
-    "VGG19_BN",
-)
+# the names are the training job's (engine/train/job.py, torch-free: the QGIS side reads it)
 DEFAULT_BACKBONE = "RESNET34"
 #: every backbone torchvision has (all but Darknet-53)
 TORCHVISION_BACKBONES = tuple(b for b in BACKBONES if b != "DARKNET53")
