@@ -13,6 +13,12 @@ What the worker writes (``output``):
 - ``classify_objects``: newline-delimited JSON, one object per input feature:
   ``{"id": <the feature's id>, "class_value", "class_name", "confidence"}``; ``features`` is
   a newline-delimited GeoJSON file of the features in the raster's CRS, each with an ``id``.
+
+The result line has ``tool``, ``output``, ``model_type``, ``classes`` (the model's Classes:
+Value, Name, Color), ``chips``, ``seconds``, ``device``, and per tool ``detections`` (count),
+``pixel_counts`` ({class value: pixels}) or ``classified`` / ``skipped`` (features outside the
+raster). The QGIS side can check a package before starting a worker with
+``engine.train.package.read_package(path, weights=False)`` (standard library only).
 """
 
 from __future__ import annotations

@@ -142,9 +142,10 @@ def _code_file(emd: dict) -> str | None:
 # --- reading -------------------------------------------------------------------------------
 
 
-def read_dlpk(path, *, trust_code: bool = False) -> LoadedPackage:
+def read_dlpk(path, *, trust_code: bool = False, weights: bool = True) -> LoadedPackage:
     """Read and check a package without extracting it; PackageError (an InputError) says why
-    one is refused."""
+    one is refused. With ``weights=False`` the weights are not loaded (no torch needed): the
+    QGIS side checks a package this way before it starts a worker."""
     path = Path(path)
     if not path.is_file():
         raise PackageError(f"The deep learning package '{path}' does not exist.")
@@ -156,12 +157,12 @@ def read_dlpk(path, *, trust_code: bool = False) -> LoadedPackage:
         )  # fmt: skip
     try:
         with zipfile.ZipFile(path) as zf:
-            return _read_zip(zf, path, trust_code)
+            return _read_zip(zf, path, trust_code, weights)
     except zipfile.BadZipFile as exc:
         raise PackageError(f"The package '{path}' is a damaged zip file: {exc}.") from None
 
 
-def _read_zip(zf: zipfile.ZipFile, path: Path, trust_code: bool) -> LoadedPackage:
+def _read_zip(zf: zipfile.ZipFile, path: Path, trust_code: bool, weights: bool) -> LoadedPackage:
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         raise UnsafePackageError(f"The package '{path}' has {len(infos)} files; refused.")
@@ -218,8 +219,8 @@ def _read_zip(zf: zipfile.ZipFile, path: Path, trust_code: bool) -> LoadedPackag
     code_name, code = _check_code(emd, members, path, trust_code)
     if code_name is not None:
         code = {code_name: _read(zf, code_name, MAX_EMD_BYTES)}
-    weights = _load_weights(_read(zf, model_file), f"'{model_file}' in '{path}'")
-    return LoadedPackage(emd=emd, state_dict=weights, members=members, path=str(path),
+    state = _load_weights(_read(zf, model_file), f"'{model_file}' in '{path}'") if weights else {}
+    return LoadedPackage(emd=emd, state_dict=state, members=members, path=str(path),
                          inference_function=code_name, code=code)  # fmt: skip
 
 
@@ -330,7 +331,7 @@ def _gb(n: int) -> str:
 # --- a bare .emd ---------------------------------------------------------------------------
 
 
-def read_emd(path, *, trust_code: bool = False) -> LoadedPackage:
+def read_emd(path, *, trust_code: bool = False, weights: bool = True) -> LoadedPackage:
     """A bare model definition with its weights (ModelFile) beside it, with the checks of
     :func:`read_dlpk`; the weights must be inside the .emd's folder."""
     path = Path(path)
@@ -368,13 +369,13 @@ def read_emd(path, *, trust_code: bool = False) -> LoadedPackage:
         if not code_path.is_relative_to(folder) or not code_path.is_file():
             raise PackageError(f"The inference function '{code_file}' is not beside '{path}'.")
         code = {name: code_path.read_bytes()}
-    weights = _load_weights(weights_path.read_bytes(), f"'{weights_path}'")
-    return LoadedPackage(emd=emd, state_dict=weights, members=[path.name, model_file],
+    state = _load_weights(weights_path.read_bytes(), f"'{weights_path}'") if weights else {}
+    return LoadedPackage(emd=emd, state_dict=state, members=[path.name, model_file],
                          path=str(path), inference_function=name, code=code)  # fmt: skip
 
 
-def read_package(path, *, trust_code: bool = False) -> LoadedPackage:
+def read_package(path, *, trust_code: bool = False, weights: bool = True) -> LoadedPackage:
     """A .emd (with its weights beside it) or a .dlpk, by the file's name."""
     if Path(path).suffix.lower() == ".emd":
-        return read_emd(path, trust_code=trust_code)
-    return read_dlpk(path, trust_code=trust_code)
+        return read_emd(path, trust_code=trust_code, weights=weights)
+    return read_dlpk(path, trust_code=trust_code, weights=weights)
