@@ -14,6 +14,7 @@ help:
 	@echo "make package         build dist/dlstudio_qgis-<version>.zip"
 	@echo "make install-plugin  link the plugin into the default QGIS profile and enable it"
 	@echo "make demo            run the end-to-end demo"
+	@echo "make docs            regenerate docs/algorithms.md from the algorithms' help"
 	@echo "make clean           remove build outputs and caches (keeps .venv)"
 
 setup:
@@ -36,6 +37,10 @@ install-plugin: setup
 
 demo: setup
 	bash scripts/demo.sh
+
+.PHONY: docs
+docs: setup
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/gen_docs.py
 
 clean:
 	rm -rf dist demo/out .pytest_cache .ruff_cache
