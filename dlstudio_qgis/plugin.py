@@ -1,7 +1,8 @@
-"""The plugin object QGIS loads: registers the Processing provider, a menu and a toolbar.
+"""The plugin object QGIS loads: registers the Processing provider, a menu, a toolbar and the
+dock panels.
 
 Nothing else lives here: the work is in the provider's algorithms (``processing/``), the
-store (``core/``) and the worker (``engine/``).
+docks (``ui/``), the store (``core/``) and the worker (``engine/``).
 
 Icons are loaded by file path (``icons/icon.svg``), not from compiled Qt resources:
 ``resources.qrc`` only lists them, and no ``resources_rc.py`` is generated, which keeps the
@@ -49,6 +50,7 @@ class DLStudioPlugin:
         self.provider = None
         self.actions: list[QAction] = []
         self.toolbar = None
+        self.docks = None
         self.menu_name = tr("&Deep Learning Studio")
 
     # --- Processing ----------------------------------------------------------------------
@@ -82,6 +84,10 @@ class DLStudioPlugin:
             self.iface.addPluginToRasterMenu(self.menu_name, action)
             self.toolbar.addAction(action)
             self.actions.append(action)
+        from .ui.docks import DockManager
+
+        self.docks = DockManager(self.iface, self.menu_name)
+        self.docks.add()
 
     def run_algorithm(self, algorithm_id: str, *_checked) -> None:
         """Open the Processing dialog of an algorithm (imported here: Processing is a plugin
@@ -92,6 +98,9 @@ class DLStudioPlugin:
 
     def unload(self) -> None:
         """Remove everything initGui and initProcessing added."""
+        if self.docks is not None:
+            self.docks.remove()
+            self.docks = None
         for action in self.actions:
             if self.iface is not None:
                 self.iface.removePluginRasterMenu(self.menu_name, action)

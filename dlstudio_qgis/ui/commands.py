@@ -1,0 +1,83 @@
+"""Undoable sample edits: each is a core call and its reverse, pushed on the collect dock's
+QUndoStack once the first call has succeeded.
+
+Undoing an added sample deletes it; undoing a deletion collects it again (a new sample id,
+Pending approval); undoing a class change sets the old class back. If the core refuses an undo
+or redo (someone reviewed the unit meanwhile, say), the message says why and the command is
+dropped from the stack.
+"""
+
+from __future__ import annotations
+
+from qgis.PyQt.QtWidgets import QUndoCommand
+
+from ..core import Geometry
+from .session import ProjectSession
+
+
+class _SampleCommand(QUndoCommand):
+    def __init__(self, session: ProjectSession, text: str) -> None:
+        super().__init__(text)
+        self.session = session
+        self._done_once = True  # the first redo (from push) was done before pushing
+
+    def redo(self) -> None:
+        if self._done_once:
+            self._done_once = False
+            return
+        self._run(self.do)
+
+    def undo(self) -> None:
+        self._run(self.undo_it)
+
+    def _run(self, fn) -> None:
+        if self.session.project is None or self.session.act(fn) is None:
+            self.setObsolete(True)
+
+    def do(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def undo_it(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class AddSample(_SampleCommand):
+    def __init__(self, session, fid: int, geometry: Geometry, class_value: int, name: str):
+        super().__init__(session, f"Add {name} sample")
+        self.fid, self.geometry, self.class_value = fid, geometry, class_value
+
+    def do(self):
+        self.fid = self.session.project.add_sample(self.geometry, self.class_value)
+        return self.fid
+
+    def undo_it(self):
+        self.session.project.delete_sample(self.fid)
+        return True
+
+
+class DeleteSample(_SampleCommand):
+    def __init__(self, session, fid: int, geometry: Geometry, class_value: int):
+        super().__init__(session, f"Delete sample {fid}")
+        self.fid, self.geometry, self.class_value = fid, geometry, class_value
+
+    def do(self):
+        self.session.project.delete_sample(self.fid)
+        return True
+
+    def undo_it(self):
+        self.fid = self.session.project.add_sample(self.geometry, self.class_value)
+        return self.fid
+
+
+class ChangeClass(_SampleCommand):
+    def __init__(self, session, fid: int, old: int, new: int, name: str):
+        super().__init__(session, f"Make sample {fid} {name}")
+        self.fid, self.old, self.new = fid, old, new
+
+    def do(self):
+        self.session.project.edit_sample(self.fid, class_value=self.new)
+        return True
+
+    def undo_it(self):
+        self.session.project.edit_sample(self.fid, class_value=self.old)
+        return True
