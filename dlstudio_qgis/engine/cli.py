@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "export": "dlstudio_qgis.engine.export.command",
     "synth-scene": "dlstudio_qgis.engine.synth",
     "train": "dlstudio_qgis.engine.train.command",
+    "accuracy": "dlstudio_qgis.engine.accuracy.command",
+    "infer": "dlstudio_qgis.engine.infer.command",
 }
 
 

@@ -72,6 +72,8 @@ def tool_arguments(tool: str, given: dict | str | None) -> dict:
         )
     out = dict(known)
     for name, value in given.items():
+        if value is None or value == "":
+            continue  # the default
         if name in _FLAGS:
             if isinstance(value, str):
                 if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
