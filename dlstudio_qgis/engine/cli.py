@@ -32,7 +32,6 @@ COMMANDS: dict[str, str] = {
     "synth-scene": "dlstudio_qgis.engine.synth",
     "train": "dlstudio_qgis.engine.train.command",
     "accuracy": "dlstudio_qgis.engine.accuracy.command",
-    "accuracy": "dlstudio_qgis.engine.accuracy.command",
     "infer": "dlstudio_qgis.engine.infer.command",
 }
 
