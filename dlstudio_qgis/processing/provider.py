@@ -7,8 +7,11 @@ from qgis.PyQt.QtGui import QIcon
 
 from .addmember import AddMember
 from .base import ICON_PATH, tr
+from .classifyobjects import ClassifyObjects
+from .classifypixels import ClassifyPixels
 from .createproject import CreateProject
 from .createworkunits import CreateWorkUnits
+from .detectobjects import DetectObjects
 from .exporttrainingdata import ExportTrainingData
 from .importsamples import ImportSamples
 from .projectstatus import ProjectStatus
@@ -27,6 +30,9 @@ ALGORITHMS = [
     ProjectStatus,
     ExportTrainingData,
     TrainDeepLearningModel,
+    DetectObjects,
+    ClassifyPixels,
+    ClassifyObjects,
 ]
 
 
