@@ -82,6 +82,16 @@ def style_work_units(layer: QgsVectorLayer) -> None:
     layer.setLabelsEnabled(True)
 
 
+def _symbol(kind, symbol_layers):
+    """A symbol of these layers. (PyQGIS 3.22's list constructor does not take ownership of
+    the layers, so Python would delete them too: build it with the transferring setters.)"""
+    symbol = kind.createSimple({})
+    symbol.changeSymbolLayer(0, symbol_layers[0])
+    for sl in symbol_layers[1:]:
+        symbol.appendSymbolLayer(sl)
+    return symbol
+
+
 def _polygon_symbol(color: QColor, status: SampleStatus) -> QgsFillSymbol:
     fill = QColor(color)
     fill.setAlpha({"pending": 70, "approved": 110, "rejected": 30}[status.value])
@@ -90,13 +100,13 @@ def _polygon_symbol(color: QColor, status: SampleStatus) -> QgsFillSymbol:
     base.setStrokeWidth(0.7)
     if status is SampleStatus.PENDING:
         base.setStrokeStyle(Qt.PenStyle.DashLine)
-    symbol = QgsFillSymbol([base])
+    symbol = _symbol(QgsFillSymbol, [base])
     if status is SampleStatus.REJECTED:
         cross = QgsSimpleMarkerSymbolLayer(SHAPE_CROSS, 4.0)
         cross.setStrokeColor(QColor(REJECTED_COLOR))
         cross.setStrokeWidth(0.6)
         centroid = QgsCentroidFillSymbolLayer()
-        centroid.setSubSymbol(QgsMarkerSymbol([cross]))
+        centroid.setSubSymbol(_symbol(QgsMarkerSymbol, [cross]))
         symbol.appendSymbolLayer(centroid)
     return symbol
 
@@ -113,28 +123,29 @@ def _point_symbol(color: QColor, status: SampleStatus) -> QgsMarkerSymbol:
         cross.setStrokeColor(QColor(REJECTED_COLOR))
         cross.setStrokeWidth(0.6)
         layers.append(cross)
-    return QgsMarkerSymbol(layers)
+    return _symbol(QgsMarkerSymbol, layers)
 
 
 def style_samples(layer: QgsVectorLayer, classes: list[ProjectClass], points: bool) -> None:
     """A rule per class, and under it a rule per sample status."""
     make = _point_symbol if points else _polygon_symbol
-    root = QgsRuleBasedRenderer.Rule(None)
+    renderer = QgsRuleBasedRenderer(make(QColor("#808080"), SampleStatus.PENDING))
+    root = renderer.rootRule()
+    root.removeChildAt(0)  # the default rule; an ELSE rule for other classes is added last
     for cls in classes:
         color = QColor(cls.color)
         parent = QgsRuleBasedRenderer.Rule(None, 0, 0, f'"class_value" = {cls.value}', cls.name)
+        root.appendChild(parent)
         for status in SampleStatus:
             parent.appendChild(
                 QgsRuleBasedRenderer.Rule(
                     make(color, status), 0, 0, f"\"status\" = '{status.value}'", status.label
                 )
             )
-        root.appendChild(parent)
     other = QgsRuleBasedRenderer.Rule(make(QColor("#808080"), SampleStatus.PENDING), 0, 0, "",
-                                      "other")  # fmt: skip
-    other.setIsElse(True)
+                                      "other class", "", True)  # fmt: skip
     root.appendChild(other)
-    layer.setRenderer(QgsRuleBasedRenderer(root))
+    layer.setRenderer(renderer)
 
 
 def load_project_layers(
@@ -170,5 +181,5 @@ def remove_project_layers(path: str | Path, project: QgsProject | None = None) -
     for group in list(root.findGroups()):
         if group.customProperty("dlstudio/project") == str(path):
             ids = [lyr.layerId() for lyr in group.findLayers()]
-            root.removeChildNode(group)
             project.removeMapLayers(ids)
+            root.removeChildNode(group)
