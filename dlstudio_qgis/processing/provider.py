@@ -9,6 +9,9 @@ from .addmember import AddMember
 from .base import ICON_PATH, tr
 from .classifyobjects import ClassifyObjects
 from .classifypixels import ClassifyPixels
+from .computeaccuracyforobjectclassification import ComputeAccuracyForObjectClassification
+from .computeaccuracyforobjectdetection import ComputeAccuracyForObjectDetection
+from .computeaccuracyforpixelclassification import ComputeAccuracyForPixelClassification
 from .createproject import CreateProject
 from .createworkunits import CreateWorkUnits
 from .detectobjects import DetectObjects
@@ -33,6 +36,9 @@ ALGORITHMS = [
     DetectObjects,
     ClassifyPixels,
     ClassifyObjects,
+    ComputeAccuracyForObjectDetection,
+    ComputeAccuracyForPixelClassification,
+    ComputeAccuracyForObjectClassification,
 ]
 
 

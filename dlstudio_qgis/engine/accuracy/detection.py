@@ -29,8 +29,9 @@ class Objects:
         return len(self.values)
 
 
-def read_objects(path: str, what: str) -> Objects:
-    """The polygons of a GeoJSON FeatureCollection; invalid ones repaired, others skipped."""
+def read_objects(path: str, what: str, classes: bool = True) -> Objects:
+    """The polygons of a GeoJSON FeatureCollection; invalid ones repaired, others skipped.
+    With `classes`, each needs a ``class_value`` property (a mask needs none)."""
     import numpy as np
     import shapely
     from shapely.geometry import shape
@@ -49,7 +50,7 @@ def read_objects(path: str, what: str) -> Objects:
     for feature in features:
         props = feature.get("properties") or {}
         value = props.get("class_value")
-        if value is None or value == "":
+        if classes and (value is None or value == ""):
             skipped["without a class value"] += 1
             continue
         try:
@@ -141,7 +142,7 @@ def evaluate(job: AccuracyJob, reporter) -> dict:
     reporter.progress(10)
     masked = {"detections": 0, "ground_truth": 0}
     if job.mask:
-        mask_objects = read_objects(job.mask, "mask")
+        mask_objects = read_objects(job.mask, "mask", classes=False)
         if len(mask_objects) == 0:
             raise InputError(
                 "The mask has no polygons, so no object would count. Give mask polygons that "

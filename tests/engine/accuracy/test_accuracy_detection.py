@@ -76,9 +76,7 @@ def test_polygon_iou_and_min_iou(tmp_path):
 def test_mask_keeps_objects_whose_centre_is_inside(tmp_path):
     # the mask covers x < 25: C (centre x 45) and d4 (42.5) leave; B (25, on the edge) and
     # d2 (26) -- B stays (on the edge counts), d2 leaves, so B is missed
-    mask = feature_collection(
-        tmp_path / "mask.geojson", [(box(-5, -5, 25, 15), {"class_value": 1})]
-    )
+    mask = feature_collection(tmp_path / "mask.geojson", [(box(-5, -5, 25, 15), {})])
     dets, gts = DETS[:4], GT[:3]
     run = run_job(tmp_path, job(tmp_path, dets, gts, mask=mask))
     assert run.rc == 0, run.stdout
