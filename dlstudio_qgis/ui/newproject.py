@@ -9,8 +9,9 @@ from pathlib import Path
 
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 
-from ..core import ProjectClass, validate_classes
+from ..core import ProjectClass
 from ..core.errors import DLStudioError
+from ..core.model import validate_classes
 from ..processing.base import resolve_user
 
 
