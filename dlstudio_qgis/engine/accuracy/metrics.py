@@ -175,18 +175,19 @@ def match_detections(
     """
     conf = np.asarray(confidence, dtype=float)
     order = np.argsort(-conf, kind="stable")
-    taken: set[int] = set()
+    n_gt = max((int(np.max(idx)) + 1 for idx, _ in candidates if len(idx)), default=0)
+    taken = np.zeros(n_gt, dtype=bool)
     tp = np.zeros(len(order), dtype=bool)
     for k, i in enumerate(order):
         idx, ious = candidates[i]
+        if len(idx) == 0:
+            continue
         idx = np.asarray(idx, dtype=np.int64)
         ious = np.asarray(ious, dtype=float)
-        ok = ious >= min_iou
-        if taken and ok.any():
-            ok &= ~np.isin(idx, np.fromiter(taken, dtype=np.int64))
+        ok = (ious >= min_iou) & ~taken[idx]
         if ok.any():
             best = int(idx[ok][np.argmax(ious[ok])])
-            taken.add(best)
+            taken[best] = True
             tp[k] = True
     return order, tp
 
