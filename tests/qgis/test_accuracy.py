@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsVectorLayer,
 )
+from qgis.PyQt.QtCore import Qt
 from qgis_support import ORIGIN, Capture, rect_wkt, run, wgs84_polygon_wkt, write_vector
 
 from dlstudio_qgis.processing.base import FLAG_ADVANCED
@@ -272,6 +273,37 @@ def test_pixel_refusals(tmp_path, pixels, params, message):
         run(PIX, OUTPUT_ACCURACY_TABLE=str(out), OUTPUT_ACCURACY_REPORT=str(report), **params)
     assert message in str(err.value)
     assert not out.exists() and not report.exists()
+
+
+class CancelInWorker(Capture):
+    """Cancels once the worker reports progress (the comparison is then under way)."""
+
+    def __init__(self):
+        super().__init__()
+        self.working = False
+        # setProgress is not virtual: watch the signal, in the thread that reports
+        self.progressChanged.connect(self._progress, Qt.ConnectionType.DirectConnection)
+
+    def pushInfo(self, info):
+        super().pushInfo(info)
+        self.working = self.working or info.startswith("Comparing the pixels in the worker")
+
+    def _progress(self, value):
+        if self.working and value > 100 / 3 + 1 and not self.isCanceled():
+            self.cancel()
+
+
+def test_pixel_cancel_stops_the_worker_and_writes_nothing(tmp_path):
+    big = np.ones((1200, 1600), dtype=np.uint8)  # read in 16-pixel windows: 7500 of them
+    big[600:] = 2
+    path = write_classes(tmp_path / "big.tif", big)
+    out, report = tmp_path / "t.gpkg", tmp_path / "r.html"
+    feedback = CancelInWorker()
+    with pytest.raises(QgsProcessingException, match="the accuracy worker was stopped"):
+        run(PIX, feedback, CLASSIFIED_RASTER=path, REFERENCE_RASTER=path, WINDOW_SIZE=16,
+            OUTPUT_ACCURACY_TABLE=str(out), OUTPUT_ACCURACY_REPORT=str(report))  # fmt: skip
+    assert feedback.isCanceled() and not out.exists() and not report.exists()
+    assert not list(tmp_path.glob(".report-*"))
 
 
 # --- object classification -----------------------------------------------------------------
