@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
+    QgsRectangle,
 )
 
 from .base import SOURCE_POLYGON, DeepLearningAlgorithm, count, tr, user_parameter, with_help
@@ -59,7 +60,8 @@ class DetectObjects(DeepLearningAlgorithm):
     HELP = (
         "Finds objects in imagery with a deep learning package (.dlpk) from Train deep "
         "learning model (SSD, RETINANET, YOLOV3, FASTERRCNN or MASKRCNN) and writes them as "
-        "polygons in the raster's CRS, with their class value, class name and confidence. "
+        "polygons in the raster's CRS (cut to the raster or EXTENT), with their class value, "
+        "class name and confidence. "
         "The output is styled by class with the model's colours.\n\n"
         "The raster is read in overlapping chips of the model's size; detections of one class "
         "that duplicate each other across chip borders are always merged. RUN_NMS also "
@@ -146,7 +148,8 @@ class DetectObjects(DeepLearningAlgorithm):
             if sink is None:
                 raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
             try:
-                written = _copy(Path(job["output"]), sink, fields, steps)
+                area = QgsRectangle(*extent) if extent else layer.extent()
+                written = _copy(Path(job["output"]), sink, fields, area, steps)
             except BaseException:
                 del sink
                 remove_output(dest_id)
@@ -162,14 +165,18 @@ class DetectObjects(DeepLearningAlgorithm):
         return {"OUTPUT": dest_id, "DETECTIONS": written, "JOB_ID": session.job_id or ""}
 
 
-def _copy(path: Path, sink, fields, feedback) -> int:
-    """The worker's detections into the sink; how many."""
+def _copy(path: Path, sink, fields, area: QgsRectangle, feedback) -> int:
+    """The worker's detections into the sink, cut to `area` (the raster, or EXTENT): a box
+    found at the raster's edge may reach past it. How many were written."""
     if not path.is_file():
         raise QgsProcessingException(tr(f"The worker wrote no detections file ({path.name})."))
     written = 0
     for obj, share in read_lines(path, feedback, "detections"):
         props = obj.get("properties") or {}
         geom = geometry_from_geojson(obj.get("geometry"))
+        if geom is not None and not area.contains(geom.boundingBox()):
+            geom = geom.clipped(area)
+            geom.convertToMultiType()
         if geom is None or geom.isEmpty():
             continue
         feature = QgsFeature(fields)

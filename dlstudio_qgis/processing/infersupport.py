@@ -356,9 +356,9 @@ def make_job(**fields) -> dict:
 class InferRun:
     """One inference run, used as a context manager around the worker and the output.
 
-    On the way out it records how the job ended in the project (if any), removes what a killed
-    worker left beside `output` (files matching `partials`) when the run failed or was
-    cancelled, and removes its working folder.
+    On the way out it records how the job ended in the project (if any); when the run failed
+    or was cancelled, it removes what a killed worker left beside `output` (files matching
+    `partials`) and `output` itself if this run wrote it; and it removes its working folder.
     """
 
     def __init__(self, tool: str, feedback, project=None, output: Path | None = None,
@@ -404,6 +404,9 @@ class InferRun:
             if exc is not None and self.output is not None:
                 for pattern in self.partials:
                     remove_partials(self.output, pattern, since=self.started)
+                # a worker that finished as Cancel came: a cancelled run leaves no output
+                for extra in ("", ".aux.xml"):
+                    remove_partials(self.output, self.output.name + extra, since=self.started)
             if self.project is not None and self.job_id is not None:
                 if exc is None:
                     end_job(self.project, self.job_id, "succeeded", self.feedback,
