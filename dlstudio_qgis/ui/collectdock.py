@@ -35,7 +35,7 @@ SHIFT = Qt.KeyboardModifier.ShiftModifier
 
 class CollectDock(QDockWidget):
     def __init__(self, session: ProjectSession, parent=None) -> None:
-        super().__init__("Deep Learning Studio: Collect", parent)
+        super().__init__("DLS Collect", parent)
         self.setObjectName(OBJECT_NAME)
         self.session = session
         self.canvas = session.canvas

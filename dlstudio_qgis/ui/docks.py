@@ -3,6 +3,8 @@ collect, review), their show/hide actions in the plugin's menu."""
 
 from __future__ import annotations
 
+import contextlib
+
 from qgis.PyQt.QtCore import Qt
 
 from .collectdock import CollectDock
@@ -27,16 +29,26 @@ class DockManager:
     def add(self) -> None:
         for dock in self.docks:
             self.iface.addDockWidget(RIGHT, dock)
-        window = self.iface.mainWindow()
-        window.tabifyDockWidget(self.project_dock, self.collect_dock)
-        window.tabifyDockWidget(self.collect_dock, self.review_dock)
-        self.project_dock.raise_()
+        self.tabify()
+        # at start-up QGIS restores its window layout after loading plugins: tabify again
+        self.iface.initializationCompleted.connect(self.tabify)
         for dock in self.docks:
             action = dock.toggleViewAction()
             action.setObjectName(f"{dock.objectName()}Toggle")
             self.iface.addPluginToRasterMenu(self.menu_name, action)
 
+    def tabify(self) -> None:
+        """The three docks as tabs of one panel, the project dock in front."""
+        if not self.docks:
+            return
+        window = self.iface.mainWindow()
+        window.tabifyDockWidget(self.project_dock, self.collect_dock)
+        window.tabifyDockWidget(self.collect_dock, self.review_dock)
+        self.project_dock.raise_()
+
     def remove(self) -> None:
+        with contextlib.suppress(TypeError):  # not connected
+            self.iface.initializationCompleted.disconnect(self.tabify)
         self.session._timer.stop()
         self.collect_dock.cleanup()
         self.review_dock.cleanup()

@@ -25,7 +25,7 @@ OBJECT_NAME = "DeepLearningStudioProjectDock"
 
 class ProjectDock(QDockWidget):
     def __init__(self, session: ProjectSession, parent=None) -> None:
-        super().__init__("Deep Learning Studio: Project", parent)
+        super().__init__("DLS Project", parent)
         self.setObjectName(OBJECT_NAME)
         self.session = session
         self.runner = JobRunner(self)

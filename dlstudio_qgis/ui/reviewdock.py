@@ -47,7 +47,7 @@ def _bar(color: str) -> QProgressBar:
 
 class ReviewDock(QDockWidget):
     def __init__(self, session: ProjectSession, parent=None) -> None:
-        super().__init__("Deep Learning Studio: Review", parent)
+        super().__init__("DLS Review", parent)
         self.setObjectName(OBJECT_NAME)
         self.session = session
         self.review: ReviewSession | None = None

@@ -1,0 +1,123 @@
+"""The docks in the real QGIS desktop under Xvfb, driven by a scripted session (docks_probe.py):
+open a project, take a work unit, draw samples with the mouse, undo with Ctrl+Z, mark the unit
+complete, review it with the keyboard, finish; screenshots checked for real content."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_plugin_desktop import install_plugin
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+TIMEOUT = 300
+
+pytestmark = pytest.mark.xvfb
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("docks")
+    install_plugin(root / "profiles", "test")
+    scene = root / "scene.tif"
+    env_w = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [str(VENV_PYTHON), "-m", "dlstudio_qgis.engine", "synth-scene", "-o", str(scene),
+         "--size", "512", "--seed", "3", "--pixel-size", "0.5", "--no-overviews"],
+        check=True, capture_output=True, timeout=120, env=env_w,
+    )  # fmt: skip
+    shots = root / "shots"
+    shots.mkdir()
+    out = {"result": root / "result.json", "shots": shots, "log": root / "qgis.log"}
+    env = dict(os.environ)
+    env.pop("QT_QPA_PLATFORM", None)
+    env.update(
+        DLS_UI_RESULT=str(out["result"]), DLS_UI_DIR=str(shots), DLS_SCENE=str(scene),
+        DLS_BUILDINGS=str(root / "buildings.geojson"), DLS_PROJECT=str(root / "demo.gpkg"),
+        DLSTUDIO_USER="olivia", HOME=str(root), XDG_RUNTIME_DIR=str(root),
+        QGIS_CUSTOM_CONFIG_PATH=str(root), OMP_NUM_THREADS="1",
+    )  # fmt: skip
+    cmd = [
+        "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
+        "qgis", "--profiles-path", str(root), "--profile", "test",
+        "--nologo", "--noversioncheck", "--code", str(HERE / "docks_probe.py"),
+    ]  # fmt: skip
+    with out["log"].open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
+                                start_new_session=True)  # fmt: skip
+        try:
+            proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    log_text = out["log"].read_text(errors="replace")
+    assert out["result"].is_file(), f"no result (rc {proc.returncode}):\n{log_text[-4000:]}"
+    return {**out, "data": json.loads(out["result"].read_text()), "log_text": log_text}
+
+
+def test_the_scripted_session_ran_every_step(session):
+    data = session["data"]
+    assert "error" not in data, data["error"]
+    assert data["steps"][-1] == "after_unload", data["steps"]
+
+
+def test_docks_load_with_the_plugin_and_go_with_it(session):
+    data = session["data"]
+    assert data["docks_before"] == ["DeepLearningStudioCollectDock",
+                                    "DeepLearningStudioProjectDock",
+                                    "DeepLearningStudioReviewDock"]  # fmt: skip
+    assert data["tabbed_with_project_dock"] == ["DeepLearningStudioCollectDock",
+                                                "DeepLearningStudioReviewDock"]  # fmt: skip
+    assert data["unload_ok"] and data["docks_after"] == []
+
+
+def test_open_project_and_take_a_unit(session):
+    data = session["data"]
+    assert data["opened"] and "<b>olivia</b>, <b>owner</b>" in data["who"]
+    assert {"Work units", "Training samples", "Imagery"} <= set(data["layers"])
+    assert data["table_rows"] == 4 and data["current_unit"] is not None
+
+
+def test_samples_drawn_with_the_mouse_and_undone_with_ctrl_z(session):
+    data = session["data"]
+    assert data["draw_tool_active"]
+    assert data["drawn"] >= 2 and data["drawn_rectangles"]
+    assert data["classes_drawn"] == [1, 2]  # keys 1 and 2 on the map picked the class
+    assert data["unit_after_draw"] == "in_progress"
+    assert data["after_extra"] == data["drawn"] + 1
+    assert data["after_undo"] == data["drawn"]
+
+
+def test_reviewed_with_the_keyboard(session):
+    data = session["data"]
+    assert data["unit_after_complete"] == "pending_review" and data["review_opened"]
+    assert "Unit" in data["review_info"]
+    assert data["suggested"] == "queued"
+    assert data["final_unit"] == "queued"
+    assert data["final_samples"].count("rejected") == 1
+    assert data["final_samples"].count("approved") == data["drawn"] - 1
+    assert "approved" in data["summary"] and "1</b> rejected" in data["summary"]
+
+
+def test_screenshots_have_real_content(session):
+    from qgis.PyQt.QtGui import QImage
+
+    names = sorted(Path(p).name for p in session["data"]["shots"])
+    assert names == ["collect_dock.png", "project_dock.png", "review_dock.png"]
+    for p in session["data"]["shots"]:
+        image = QImage(p)
+        assert not image.isNull() and image.width() >= 1000 and image.height() >= 600
+        colors = {image.pixel(x, y) for x in range(0, image.width(), 7)
+                  for y in range(0, image.height(), 7)}  # fmt: skip
+        assert len(colors) > 200, f"{p}: only {len(colors)} colours"
+
+
+def test_no_python_errors_in_the_log(session):
+    text = session["log_text"]
+    assert "Traceback" not in text, text[-4000:]
