@@ -156,6 +156,9 @@ def finish_review():
     res["final_samples"] = sorted(s.status.value for s in p.samples())
     res["summary"] = dock.summary.text()
     m.project_dock.raise_()
+    from dlstudio_qgis.core import rectangle
+
+    m.session.zoom_to(rectangle(*p.info().imagery.extent), buffer=0.02)
 
 
 def shot_project():
