@@ -47,6 +47,19 @@ def test_qgis_process_describes_the_model(env):  # noqa: F811 - the fixture
     assert "Exports training data (PASCAL_VOC_rectangles)" in out.stdout
 
 
+def test_the_models_provider_loads_it(env):  # noqa: F811 - the fixture
+    """Saved in a profile's models folder, it is listed as the modeler's own models are."""
+    models = Path(env["QGIS_CUSTOM_CONFIG_PATH"]) / "profiles" / "default" / "processing" / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / MODEL.name).write_bytes(MODEL.read_bytes())
+    try:
+        out = qgis_process(env, "list")
+    finally:
+        (models / MODEL.name).unlink()
+    assert out.returncode == 0, out.stderr
+    assert "model:Export, train and detect objects" in out.stdout
+
+
 def test_the_model_runs_headless(env, tmp_path):  # noqa: F811 - the fixture
     scene = tmp_path / "scene.tif"
     _python("-m", "dlstudio_qgis.engine", "synth-scene", "-o", scene, "--size", 256, "--seed", 3,
