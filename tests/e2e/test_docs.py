@@ -86,8 +86,12 @@ def qgis_env(tmp_path_factory):
     )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QGIS_", "DLSTUDIO_"))}
     env.pop("PYTHONPATH", None)
-    env.update(QGIS_CUSTOM_CONFIG_PATH=str(config), QT_QPA_PLATFORM="offscreen",
-               XDG_RUNTIME_DIR=str(tmp_path_factory.mktemp("xdg")), OMP_NUM_THREADS="1")  # fmt: skip
+    env.update(
+        QGIS_CUSTOM_CONFIG_PATH=str(config),
+        QT_QPA_PLATFORM="offscreen",
+        XDG_RUNTIME_DIR=str(tmp_path_factory.mktemp("xdg")),
+        OMP_NUM_THREADS="1",  # the worker's torch: one thread per process on a shared machine
+    )
     return env
 
 
