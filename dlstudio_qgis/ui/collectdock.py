@@ -16,10 +16,14 @@ from qgis.PyQt.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QUndoStack,
     QVBoxLayout,
     QWidget,
 )
+
+try:  # Qt6 (QGIS 4) has the undo framework in QtGui; Qt5 in QtWidgets
+    from qgis.PyQt.QtGui import QUndoStack
+except ImportError:  # pragma: no cover - depends on the Qt version
+    from qgis.PyQt.QtWidgets import QUndoStack
 
 from ..core import SampleStatus
 from ..processing.base import GEOM_POINT
@@ -228,8 +232,11 @@ class CollectDock(QDockWidget):
 
     def pick_at(self, point: QgsPointXY, radius: float) -> int | None:
         """Select the sample at a map point (the topmost: the last collected)."""
+        self.session.layers()  # forget layers the user removed
         layer = self.session.samples_layer
         if layer is None:
+            self.session.report("The training samples layer was removed; reopen the project.",
+                                WARNING)  # fmt: skip
             return None
         transform = self.session._transform(True)
         box = QgsRectangle(point.x() - radius, point.y() - radius,

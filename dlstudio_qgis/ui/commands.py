@@ -9,7 +9,10 @@ dropped from the stack.
 
 from __future__ import annotations
 
-from qgis.PyQt.QtWidgets import QUndoCommand
+try:  # Qt6 (QGIS 4) has the undo framework in QtGui; Qt5 in QtWidgets
+    from qgis.PyQt.QtGui import QUndoCommand
+except ImportError:  # pragma: no cover - depends on the Qt version
+    from qgis.PyQt.QtWidgets import QUndoCommand
 
 from ..core import Geometry
 from .session import ProjectSession

@@ -218,6 +218,7 @@ class ReviewDock(QDockWidget):
     def _zoom(self) -> None:
         if self.review is not None and self.review.current is not None:
             self.session.zoom_to(self.review.current.geometry, buffer=1.5)
+            self.session.layers()  # forget layers the user removed
             layer = self.session.samples_layer
             if layer is not None:
                 layer.selectByIds([self.review.current.fid])

@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProject,
     QgsRectangle,
 )
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
 from .. import settings
@@ -127,11 +128,18 @@ class ProjectSession(QObject):
             return
         if self._probe is not None:
             self._probe.changed()  # our own change: no second refresh from the poll
-        for layer in (self.units_layer, self.samples_layer):
-            if layer is not None:
-                layer.dataProvider().reloadData()
-                layer.triggerRepaint()
+        for layer in self.layers():
+            layer.dataProvider().reloadData()
+            layer.triggerRepaint()
         self.changed.emit()
+
+    def layers(self) -> list:
+        """The project's layers still loaded (the user may have removed them)."""
+        if self.units_layer is not None and sip.isdeleted(self.units_layer):
+            self.units_layer = None
+        if self.samples_layer is not None and sip.isdeleted(self.samples_layer):
+            self.samples_layer = None
+        return [lyr for lyr in (self.units_layer, self.samples_layer) if lyr is not None]
 
     def poll(self) -> bool:
         """Refresh when the file changed since the last look (any process); True if it did."""

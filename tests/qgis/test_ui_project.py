@@ -192,3 +192,12 @@ def test_export_and_train_open_their_dialogs_pre_filled(docked):
     tparams = train.mainWidget().createProcessingParameters()
     assert tparams["MODEL_TYPE"] == "SSD" and tparams["PROJECT"] == path
     assert tparams["OUTPUT"].endswith("_model.dlpk")
+
+
+def test_layers_removed_by_the_user_are_forgotten_not_crashed_on(docked):
+    path, session, dock, canvas, _ = docked(ANALYST)
+    QgsProject.instance().removeMapLayers([session.units_layer.id(), session.samples_layer.id()])
+    Project.open(path, OWNER).set_work_unit_status([unit_ids_by_name(path)["R1C1"]], "reviewed")
+    assert session.poll()  # refreshes the table; the layers are gone
+    assert session.layers() == [] and session.units_layer is None
+    assert [r.status for r in dock.units.model.rows].count(W.REVIEWED) == 1
