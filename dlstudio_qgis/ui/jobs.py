@@ -66,7 +66,12 @@ def inference_algorithm(project: Project) -> str:
 
 def inference_parameters(project: Project) -> dict:
     model = _last_output(project, "train") or _beside(project, "_model.dlpk")
-    return {"INPUT_RASTER": project.info().imagery.source, "MODEL": model}
+    return {
+        "INPUT_RASTER": project.info().imagery.source,
+        "MODEL": model,
+        "PROJECT": str(project.path),
+        "USER": project.user,
+    }
 
 
 # --- training progress ---------------------------------------------------------------------

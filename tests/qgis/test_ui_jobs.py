@@ -89,7 +89,20 @@ def test_export_then_train_in_the_background_with_epoch_progress(reviewed_projec
     assert dock.job_progress.value() == 100 and not dock.cancel_job.isEnabled()
     trains = [j for j in session.project.jobs() if j["kind"] == "train"]
     assert [j["status"] for j in trains] == ["succeeded"]
-    assert jobs.inference_parameters(session.project)["MODEL"] == str(tmp_path / "m.dlpk")
+    iparams = jobs.inference_parameters(session.project)
+    assert iparams["MODEL"] == str(tmp_path / "m.dlpk")
+
+    # and inference with that model, pre-filled in its dialog, then as a task
+    dock.update_state()
+    assert dock.infer_button.isEnabled()
+    dialog = dock.open_inference()
+    shown = dialog.mainWidget().createProcessingParameters()
+    assert shown["MODEL"] == iparams["MODEL"] and shown["PROJECT"] == path
+    dialog.close()
+    iparams["OUTPUT"] = str(tmp_path / "classes.tif")
+    run_job(dock, jobs.inference_algorithm(session.project), iparams)
+    assert dock.runner.ok, dock.runner.lines[-10:]
+    assert (tmp_path / "classes.tif").is_file()
 
 
 def test_a_failing_job_says_why(reviewed_project, tmp_path):
