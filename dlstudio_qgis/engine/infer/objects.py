@@ -167,7 +167,7 @@ def detect_objects(job: InferJob, m: InferModel, ds, region: Region, reporter) -
                     dets = _chip_detections(
                         p, col, row, pad, step, region_box, threshold, valid,
                         args["exclude_pad_detections"], m.task == "instance_segmentation",
-                        ds.transform, pixel, Affine,
+                        ds.transform, pixel, Affine, (ds.width, ds.height),
                     )  # fmt: skip
                     suppressor.add(dets)
                 in_row += len(batch.origins)
@@ -193,7 +193,7 @@ def detect_objects(job: InferJob, m: InferModel, ds, region: Region, reporter) -
 
 
 def _chip_detections(p, col, row, pad, step, region_box, threshold, valid, exclude_pad,
-                     with_masks, transform, pixel, Affine) -> list[dict]:  # fmt: skip
+                     with_masks, transform, pixel, Affine, raster_size) -> list[dict]:  # fmt: skip
     """The chip's detections kept by threshold, region, validity and (optionally) the core."""
     scores = p["scores"]
     if not len(scores):
@@ -216,9 +216,11 @@ def _chip_detections(p, col, row, pad, step, region_box, threshold, valid, exclu
     out = []
     for i in np.nonzero(inside)[0]:
         b = boxes[i] + (col, row, col, row)
+        w, h = raster_size
+        b = np.clip(b, 0, [w, h, w, h])  # not beyond the raster (the padding is fill)
         d = {"box": b.tolist(), "score": float(scores[i]), "label": int(labels[i])}
         if masks is not None:
             chip_transform = transform * Affine.translation(col, row)
-            d["geometry"] = _mask_geometry(masks[i] > 0.5, chip_transform, pixel / 2)
+            d["geometry"] = _mask_geometry((masks[i] > 0.5) & valid, chip_transform, pixel / 2)
         out.append(d)
     return out

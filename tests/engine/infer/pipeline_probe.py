@@ -138,7 +138,8 @@ def pixels_case(folder: Path, extent, padding: int) -> dict:
         info = {
             "shape": [ds.height, ds.width], "offset": [round(src_col), round(src_row)],
             "dtype": ds.dtypes[0], "nodata": ds.nodata, "crs": ds.crs.to_epsg(),
-            "tiled": ds.profile.get("tiled"), "compress": ds.compression.value if ds.compression else None,
+            "tiled": ds.profile.get("tiled"),
+            "compress": ds.compression.value if ds.compression else None,
             "colormap": {str(k): list(v) for k, v in ds.colormap(1).items() if k in (0, 3, 7)},
             "mismatches": int((got != window).sum()), "values": sorted(np.unique(got).tolist()),
             "aux": Path(str(out) + ".aux.xml").read_text(),
