@@ -28,6 +28,12 @@ ALGORITHMS = {
     "dlstudio:projectstatus",
     "dlstudio:exporttrainingdata",
     "dlstudio:traindeeplearningmodel",
+    "dlstudio:detectobjects",
+    "dlstudio:classifypixels",
+    "dlstudio:classifyobjects",
+    "dlstudio:computeaccuracyforobjectdetection",
+    "dlstudio:computeaccuracyforpixelclassification",
+    "dlstudio:computeaccuracyforobjectclassification",
 }
 ORIGIN = (500000.0, 4000200.0)  # top-left, EPSG:32611
 OWNER, ANALYST, COLLECTOR = "olivia", "ann", "carl"

@@ -23,16 +23,34 @@ IDS = [
     "projectstatus",
     "exporttrainingdata",
     "traindeeplearningmodel",
+    "detectobjects",
+    "classifypixels",
+    "classifyobjects",
+    "computeaccuracyforobjectdetection",
+    "computeaccuracyforpixelclassification",
+    "computeaccuracyforobjectclassification",
 ]
-GROUPS = {
-    "exporttrainingdata": ("Deep learning", "deeplearning"),
-    "traindeeplearningmodel": ("Deep learning", "deeplearning"),
+#: the accuracy tools compare layers and rasters: no project, no acting user
+NO_PROJECT = {
+    "computeaccuracyforobjectdetection",
+    "computeaccuracyforpixelclassification",
+    "computeaccuracyforobjectclassification",
 }
+DEEP_LEARNING = {"exporttrainingdata", "traindeeplearningmodel", "detectobjects",
+                 "classifypixels", "classifyobjects", *NO_PROJECT}  # fmt: skip
+GROUPS = {name: ("Deep learning", "deeplearning") for name in DEEP_LEARNING}
+INFER_ADVANCED = {"TRUST_MODEL_CODE", "PROJECT", "USER"}
 ADVANCED = {
     "exporttrainingdata": {"MIN_OVERLAP", "WORKERS", "USER"},
     "traindeeplearningmodel": {"PROJECT", "USER", "SEED", "LOADER_WORKERS"},
     "createproject": {"SAMPLE_GEOMETRY", "USER"},
     "updateworkunitstatus": {"MODE", "USER"},
+    "detectobjects": INFER_ADVANCED,
+    "classifypixels": INFER_ADVANCED,
+    "classifyobjects": INFER_ADVANCED,
+    "computeaccuracyforobjectdetection": set(),
+    "computeaccuracyforpixelclassification": {"WINDOW_SIZE"},
+    "computeaccuracyforobjectclassification": set(),
 }
 
 
@@ -47,7 +65,7 @@ def test_provider_registered():
     assert provider is not None
     assert provider.name() == "Deep Learning Studio"
     assert sorted(a.name() for a in provider.algorithms()) == sorted(IDS)
-    assert len(ALGORITHMS) == len(IDS) == 9
+    assert len(ALGORITHMS) == len(IDS) == 15
 
 
 @pytest.mark.parametrize("name", IDS)
@@ -76,13 +94,16 @@ def test_every_parameter_has_help_and_advanced_flags(name):
         assert p.name() in alg.shortHelpString()
         advanced = bool(p.flags() & FLAG_ADVANCED)
         assert advanced == (p.name() in ADVANCED.get(name, {"USER"})), p.name()
+    if name in NO_PROJECT:
+        assert not names & {"USER", "PROJECT"}
+        return
     assert "USER" in names
     if name != "createproject":
         assert "PROJECT" in names
 
 
 def test_user_parameter_is_optional_and_advanced():
-    for name in IDS:
+    for name in set(IDS) - NO_PROJECT:
         user = _alg(name).parameterDefinition("USER")
         assert user.flags() & QgsProcessingParameterDefinition.FlagOptional
         assert user.flags() & FLAG_ADVANCED
