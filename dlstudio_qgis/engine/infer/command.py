@@ -18,6 +18,7 @@ import time
 
 from .job import TOOLS, InferJob
 
+GDAL_CACHE_MB = 96
 HELP = "run a deep learning package over a raster (detect objects, classify pixels or objects)"
 
 
@@ -36,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(params: dict, reporter) -> dict:
+    import rasterio
+
     from .classify import classify_objects
     from .model import load_model
     from .objects import detect_objects
@@ -46,7 +49,9 @@ def run(params: dict, reporter) -> dict:
     job = InferJob.from_dict(params)
     check_output(job.output, job.overwrite)
     started = time.perf_counter()
-    with open_raster(job.raster) as ds:
+    # a bounded block cache: chips are read in row order, so two rows of blocks are enough,
+    # and GDAL's default (5% of RAM) would grow with the raster
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(job.raster) as ds:
         region = region_of(ds, job.extent)
         m = load_model(job, ds.count, reporter.log)
         reporter.log(

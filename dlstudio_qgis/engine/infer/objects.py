@@ -63,6 +63,10 @@ def predict(m: InferModel, x: torch.Tensor, tta: bool, nms_overlap: float) -> li
     return chips
 
 
+_NOTHING = {"boxes": torch.zeros((0, 4)), "scores": torch.zeros(0),
+            "labels": torch.zeros(0, dtype=torch.int64), "masks": None}  # fmt: skip
+
+
 class RowSuppressor:
     """Non-maximum suppression over the detections of two consecutive chip rows at a time."""
 
@@ -161,8 +165,12 @@ def detect_objects(job: InferJob, m: InferModel, ds, region: Region, reporter) -
         with open(partial, "w", encoding="utf-8") as fh:
             in_row = 0
             for batch in prefetch(batches(reader, origins, args["batch_size"])):
-                x = m.normalise(batch.pixels)
-                preds = predict(m, x, args["test_time_augmentation"], overlap)
+                some = batch.valid.any(axis=(1, 2))  # chips with no data need no model
+                preds = [_NOTHING] * len(some)
+                if some.any():
+                    x = m.normalise(batch.pixels[some])
+                    found = iter(predict(m, x, args["test_time_augmentation"], overlap))
+                    preds = [next(found) if s else _NOTHING for s in some]
                 for (col, row), p, valid in zip(batch.origins, preds, batch.valid, strict=True):
                     dets = _chip_detections(
                         p, col, row, pad, step, region_box, threshold, valid,
@@ -189,6 +197,7 @@ def detect_objects(job: InferJob, m: InferModel, ds, region: Region, reporter) -
         "detections": written,
         "per_class": per_class,
         "pixels_per_second": region.width * region.height / max(seconds, 1e-9),
+        "loop_seconds": seconds,
     }
 
 

@@ -62,10 +62,13 @@ def classify_pixels(job: InferJob, m: InferModel, ds, region: Region, reporter) 
         strip = np.zeros((step, region.width), writer.dtype)
         in_row = 0
         for batch in prefetch(batches(reader, origins, args["batch_size"])):
-            x = m.normalise(batch.pixels)
-            index = class_probabilities(m, x, args["test_time_augmentation"]).argmax(1)
-            index = index.to("cpu", torch.int64).numpy()
-            index[~batch.valid] = 0
+            index = np.zeros(batch.valid.shape, np.int64)
+            some = batch.valid.any(axis=(1, 2))  # chips with no data need no model
+            if some.any():
+                x = m.normalise(batch.pixels[some])
+                scores = class_probabilities(m, x, args["test_time_augmentation"])
+                index[some] = scores.argmax(1).to("cpu", torch.int64).numpy()
+                index[~batch.valid] = 0
             row = batch.tag
             h = min(step, region.row0 + region.height - row)
             for (col, _), idx in zip(batch.origins, index, strict=True):
@@ -99,4 +102,5 @@ def classify_pixels(job: InferJob, m: InferModel, ds, region: Region, reporter) 
         "width": region.width,
         "height": region.height,
         "pixels_per_second": region.width * region.height / max(seconds, 1e-9),
+        "loop_seconds": seconds,
     }

@@ -85,7 +85,7 @@ def make_raster(path: Path, nodata_block: bool) -> np.ndarray:
     rng = np.random.default_rng(0)
     data[2] = rng.random((h, w))  # band 3: noise the models ignore
     if nodata_block:
-        data[:, 0:30, 150:200] = -9999
+        data[:, 0:70, 130:200] = -9999  # whole chips of no data too
     with rasterio.open(
         path, "w", driver="GTiff", width=w, height=h, count=3, dtype="float32",
         crs="EPSG:32633", transform=from_origin(*ORIGIN, PIXEL, PIXEL), nodata=-9999,
