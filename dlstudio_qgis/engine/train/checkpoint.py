@@ -139,9 +139,9 @@ def _map_rows(key: str, old, new, probe_rows: int, mapping: dict, n_old: int, n_
 
 def load_pretrained(task, path: str, log) -> dict:
     """Load a .dlpk's weights into the task's model, mapping the output classes by name."""
-    from .package import read_dlpk
+    from .package import read_package
 
-    package = read_dlpk(path)
+    package = read_package(path)  # a .dlpk, or a .emd with its weights beside it
     emd, state = package.emd, package.state_dict
     params = emd.get("ModelParameters") or {}
     pair = (str(params.get("model_type", "")).upper(), str(params.get("backbone", "")).upper())

@@ -216,6 +216,22 @@ def test_pretrained_model_maps_classes_by_name(tmp_path, one_thread):
         load_pretrained(new, _package(tmp_path, old, "DEEPLAB"), logs.append)
 
 
+def test_pretrained_model_may_be_a_bare_emd(tmp_path, one_thread):
+    """The dialog offers .emd files too: a model definition with its weights beside it."""
+    import zipfile
+
+    old = SegmentationTask(seg_spec(("building", "road")), "UNET", "RESNET18", {}, pretrained=None)
+    new = SegmentationTask(seg_spec(("building", "road")), "UNET", "RESNET18", {}, pretrained=None)
+    folder = tmp_path / "unpacked"
+    with zipfile.ZipFile(_package(tmp_path, old)) as zf:
+        zf.extractall(folder)
+    emd = next(folder.glob("*.emd"))
+    info = load_pretrained(new, str(emd), lambda _m: None)
+    assert info["matched"] == ["building", "road"]
+    head = "decoder.classifier.weight"
+    assert torch.equal(new.model.state_dict()[head], old.model.state_dict()[head])
+
+
 def test_segmentation_loss_options_and_metrics(one_thread):
     task = SegmentationTask(
         seg_spec(),
