@@ -234,7 +234,8 @@ def detection_section(demo: Demo) -> str:
 def pixel_section(demo: Demo) -> str:
     r = demo.results("accuracy_pixels")
     rows = demo.rows("pixel_accuracy.csv")
-    predicted = [k for k in rows[0] if k.startswith("c_")] + ["no_class"]
+    # no_class is there only when some pixels were left unclassified
+    predicted = [k for k in rows[0] if k.startswith("c_") or k == "no_class"]
     names = {f"c_{row['class_value']}": row["class_name"] for row in rows if row["class_value"]}
     head = ["Reference \\ predicted", *(names.get(c, c.replace("_", " ")) for c in predicted),
             "Total", "Precision", "Recall", "F1", "IoU"]  # fmt: skip
