@@ -56,7 +56,7 @@ def test_package_zip_installs_and_loads(tmp_path):
     )  # fmt: skip
     listing = json.loads(out.stdout[out.stdout.index("{") :])
     provider = listing["providers"]["dlstudio"]
-    assert len(provider["algorithms"]) == 9
+    assert len(provider["algorithms"]) == 15
     assert "dlstudio:createproject" in provider["algorithms"]
     # the repository is not importable from there (no PYTHONPATH, cwd elsewhere), so the
     # algorithms came from the unpacked copy: removing it makes them disappear
