@@ -211,6 +211,7 @@ def model_section(demo: Demo, key: str, name: str, title: str, metric_names: lis
 
 def detection_section(demo: Demo) -> str:
     r, n = demo.results("accuracy_detector"), demo.results("detect")["DETECTIONS"]
+    arguments = demo.logs["detect"].get("inputs", {}).get("ARGUMENTS", "")
     rows = [
         [escape(row["class_name"]), *(number(row[c]) for c in ("precision", "recall", "f1", "ap")),
          *(row[c] for c in ("tp", "fp", "fn", "ground_truth", "detections"))]
@@ -218,15 +219,17 @@ def detection_section(demo: Demo) -> str:
     ]  # fmt: skip
     return (
         "<h3>Buildings detected (SSD) against the ground truth</h3>"
-        f"<p>{n} buildings detected in the held-out area. mAP <b>{number(r['MAP'])}</b>, "
+        f"<p>{n} buildings detected in the held-out area ({escape(arguments or 'defaults')})."
+        f" mAP <b>{number(r['MAP'])}</b>, "
         f"precision <b>{number(r['PRECISION'])}</b>, recall <b>{number(r['RECALL'])}</b>, "
         f"F1 <b>{number(r['F1'])}</b> (a detection is right when its IoU with a building of "
         "the scene's ground truth is at least 0.5; only objects centred in the held-out area "
         "count). <a href='results/detection_accuracy.html'>The full accuracy report</a>.</p>"
         + table(["Class", "Precision", "Recall", "F1", "AP", "TP", "FP", "FN", "Ground truth",
                  "Detections"], rows)  # fmt: skip
-        + figure("figures/detections.png", "The detected buildings (filled, by class) and the "
-                 "ground truth (dashed yellow) over the imagery of the held-out area.")
+        + figure("figures/detections.png", "The detected buildings (outlined in their class "
+                 "colour) and the ground truth (dashed yellow) over the imagery of the held-out "
+                 "area.")
         + figure("figures/detections_detail.png", "A detail, at twice the scene's resolution.")
     )  # fmt: skip
 
