@@ -189,7 +189,7 @@ def model_section(demo: Demo, key: str, name: str, title: str, metric_names: lis
         ["Training time", f"{(emd.get('Metrics') or {}).get('seconds', '?')} s on the CPU"],
         ["Package", f"<a href='{rel(demo, m['path'])}'>{escape(rel(demo, m['path']))}</a>"],
     ]
-    cols = ["Epoch", "train_loss", "valid_loss", *metric_names, "seconds"]
+    cols = ["epoch", "train_loss", "valid_loss", *metric_names, "seconds"]
     epochs = [[e.get(c, "") for c in cols] for e in m["epochs"]]
     pictures = "".join(
         figure(
