@@ -35,6 +35,23 @@ def class_probabilities(m: InferModel, x: torch.Tensor, tta: bool) -> torch.Tens
     return total
 
 
+def best_class(scores: torch.Tensor) -> np.ndarray:
+    """argmax over dim 1 of (N, K, H, W) scores, as int64 numpy.
+
+    torch's argmax over a short, strided dimension is slow on the CPU (20 ms for 4 chips of
+    256 px and 3 classes, 10% of a UNET's forward pass); K running maxima are ~10x faster.
+    """
+    if scores.shape[1] > 16:
+        return scores.argmax(1).to("cpu", torch.int64).numpy()
+    best, index = scores[:, 0].clone(), torch.zeros(scores[:, 0].shape, dtype=torch.int64,
+                                                     device=scores.device)  # fmt: skip
+    for k in range(1, scores.shape[1]):
+        better = scores[:, k] > best
+        index.masked_fill_(better, k)
+        best = torch.maximum(best, scores[:, k])
+    return index.cpu().numpy()
+
+
 def classify_pixels(job: InferJob, m: InferModel, ds, region: Region, reporter) -> dict:
     args = job.arguments
     chip = m.chip_size
@@ -62,19 +79,20 @@ def classify_pixels(job: InferJob, m: InferModel, ds, region: Region, reporter) 
         strip = np.zeros((step, region.width), writer.dtype)
         in_row = 0
         for batch in prefetch(batches(reader, origins, args["batch_size"])):
-            index = np.zeros(batch.valid.shape, np.int64)
+            core_valid = batch.valid[:, pad : pad + step, pad : pad + step]
+            index = np.zeros(core_valid.shape, np.int64)
             some = batch.valid.any(axis=(1, 2))  # chips with no data need no model
             if some.any():
                 x = m.normalise(batch.pixels[some])
                 scores = class_probabilities(m, x, args["test_time_augmentation"])
-                index[some] = scores.argmax(1).to("cpu", torch.int64).numpy()
-                index[~batch.valid] = 0
+                index[some] = best_class(scores[:, :, pad : pad + step, pad : pad + step])
+                index[~core_valid] = 0
             row = batch.tag
             h = min(step, region.row0 + region.height - row)
             for (col, _), idx in zip(batch.origins, index, strict=True):
                 x0 = col + pad - region.col0
                 w = min(step, region.width - x0)
-                core = idx[pad : pad + h, pad : pad + w]
+                core = idx[:h, :w]
                 counts += np.bincount(core.ravel(), minlength=len(lookup))
                 strip[:h, x0 : x0 + w] = lookup[core]
             in_row += len(batch.origins)
