@@ -36,26 +36,20 @@ from .base import (
     count,
     straight,
     tr,
-    user_parameter,
     with_help,
 )
 from .inferoutput import FAST_INSERT, make_field, remove_output
 from .inferstyle import store_default_style, style_when_loaded
 from .infersupport import (
     InferRun,
-    arguments,
+    add_run_parameters,
     arguments_parameter,
-    check_bands,
-    input_raster,
+    checked_inputs,
     make_job,
     model_parameter,
     open_project,
-    processor_parameter,
-    project_parameter,
     raster_parameter,
     read_lines,
-    read_model,
-    trust_parameter,
 )
 from .worker import WorkerCancelled
 
@@ -105,10 +99,7 @@ class ClassifyObjects(DeepLearningAlgorithm):
                 "and confidence; a name the input already has gets a suffix (_2).",
             )
         )
-        add(processor_parameter())
-        add(trust_parameter())
-        add(project_parameter())
-        add(user_parameter())
+        add_run_parameters(self)
         add(
             with_help(
                 QgsProcessingParameterFeatureSink("OUTPUT", tr("Classified objects")),
@@ -122,11 +113,7 @@ class ClassifyObjects(DeepLearningAlgorithm):
 
     def execute(self, parameters, context, feedback):
         steps = QgsProcessingMultiStepFeedback(4, feedback)
-        trust = self.parameterAsBoolean(parameters, "TRUST_MODEL_CODE", context)
-        model = read_model(self.parameterAsFile(parameters, "MODEL", context), TOOL, trust)
-        raster, layer = input_raster(self, parameters, context)
-        check_bands(model, layer, steps)
-        args = arguments(self, TOOL, parameters, context)
+        model, raster, layer, args = checked_inputs(self, TOOL, parameters, context, steps)
         source = self.parameterAsSource(parameters, "INPUT_FEATURES", context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, "INPUT_FEATURES"))
@@ -148,7 +135,7 @@ class ClassifyObjects(DeepLearningAlgorithm):
                 output=str(session.workdir / RESULTS_FILE),
                 arguments=args,
                 processor_type=self.parameterAsEnumString(parameters, "PROCESSOR_TYPE", context),
-                trust_code=trust,
+                trust_code=self.parameterAsBoolean(parameters, "TRUST_MODEL_CODE", context),
                 features=str(features),
             )
             session.run(job)

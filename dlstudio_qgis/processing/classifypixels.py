@@ -18,25 +18,20 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from .base import DeepLearningAlgorithm, tr, user_parameter, with_help
+from .base import DeepLearningAlgorithm, tr, with_help
 from .inferstyle import style_when_loaded, write_qml
 from .infersupport import (
     PARTIAL_GLOB,
     InferRun,
-    arguments,
+    add_run_parameters,
     arguments_parameter,
-    check_bands,
+    checked_inputs,
     extent_parameter,
-    input_raster,
     job_extent,
     make_job,
     model_parameter,
     open_project,
-    processor_parameter,
-    project_parameter,
     raster_parameter,
-    read_model,
-    trust_parameter,
 )
 
 TOOL = "classify_pixels"
@@ -63,10 +58,7 @@ class ClassifyPixels(DeepLearningAlgorithm):
         add(model_parameter())
         add(arguments_parameter(TOOL))
         add(extent_parameter())
-        add(processor_parameter())
-        add(trust_parameter())
-        add(project_parameter())
-        add(user_parameter())
+        add_run_parameters(self)
         add(
             with_help(
                 QgsProcessingParameterRasterDestination("OUTPUT", tr("Classified raster")),
@@ -79,11 +71,7 @@ class ClassifyPixels(DeepLearningAlgorithm):
 
     def execute(self, parameters, context, feedback):
         steps = QgsProcessingMultiStepFeedback(2, feedback)
-        trust = self.parameterAsBoolean(parameters, "TRUST_MODEL_CODE", context)
-        model = read_model(self.parameterAsFile(parameters, "MODEL", context), TOOL, trust)
-        raster, layer = input_raster(self, parameters, context)
-        check_bands(model, layer, steps)
-        args = arguments(self, TOOL, parameters, context)
+        model, raster, layer, args = checked_inputs(self, TOOL, parameters, context, steps)
         extent = job_extent(self, parameters, context, layer)
         output = _output(self.parameterAsOutputLayer(parameters, "OUTPUT", context), raster)
         project = open_project(self, parameters, context, steps)
@@ -99,7 +87,7 @@ class ClassifyPixels(DeepLearningAlgorithm):
                 arguments=args,
                 extent=extent,
                 processor_type=self.parameterAsEnumString(parameters, "PROCESSOR_TYPE", context),
-                trust_code=trust,
+                trust_code=self.parameterAsBoolean(parameters, "TRUST_MODEL_CODE", context),
             )
             result = session.run(job)
             if not output.is_file():

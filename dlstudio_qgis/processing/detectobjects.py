@@ -21,7 +21,7 @@ from qgis.core import (
     QgsRectangle,
 )
 
-from .base import SOURCE_POLYGON, DeepLearningAlgorithm, count, tr, user_parameter, with_help
+from .base import SOURCE_POLYGON, DeepLearningAlgorithm, count, tr, with_help
 from .inferoutput import (
     FAST_INSERT,
     WKB_MULTIPOLYGON,
@@ -32,21 +32,16 @@ from .inferoutput import (
 from .inferstyle import store_default_style, style_when_loaded
 from .infersupport import (
     InferRun,
-    arguments,
+    add_run_parameters,
     arguments_parameter,
-    check_bands,
+    checked_inputs,
     extent_parameter,
-    input_raster,
     job_extent,
     make_job,
     model_parameter,
     open_project,
-    processor_parameter,
-    project_parameter,
     raster_parameter,
     read_lines,
-    read_model,
-    trust_parameter,
 )
 from .params import number_param
 
@@ -97,10 +92,7 @@ class DetectObjects(DeepLearningAlgorithm):
             )
         )
         add(extent_parameter())
-        add(processor_parameter())
-        add(trust_parameter())
-        add(project_parameter())
-        add(user_parameter())
+        add_run_parameters(self)
         add(
             with_help(
                 QgsProcessingParameterFeatureSink(
@@ -115,11 +107,7 @@ class DetectObjects(DeepLearningAlgorithm):
 
     def execute(self, parameters, context, feedback):
         steps = QgsProcessingMultiStepFeedback(3, feedback)
-        trust = self.parameterAsBoolean(parameters, "TRUST_MODEL_CODE", context)
-        model = read_model(self.parameterAsFile(parameters, "MODEL", context), TOOL, trust)
-        raster, layer = input_raster(self, parameters, context)
-        check_bands(model, layer, steps)
-        args = arguments(self, TOOL, parameters, context)
+        model, raster, layer, args = checked_inputs(self, TOOL, parameters, context, steps)
         extent = job_extent(self, parameters, context, layer)
         project = open_project(self, parameters, context, steps)
         steps.setCurrentStep(1)
@@ -134,7 +122,7 @@ class DetectObjects(DeepLearningAlgorithm):
                 run_nms=self.parameterAsBoolean(parameters, "RUN_NMS", context),
                 max_overlap_ratio=self.parameterAsDouble(parameters, "MAX_OVERLAP_RATIO", context),
                 processor_type=self.parameterAsEnumString(parameters, "PROCESSOR_TYPE", context),
-                trust_code=trust,
+                trust_code=self.parameterAsBoolean(parameters, "TRUST_MODEL_CODE", context),
             )
             result = session.run(job)
             steps.setCurrentStep(2)

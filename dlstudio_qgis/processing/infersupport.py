@@ -35,7 +35,7 @@ from ..engine.infer.job import ARGUMENTS, TOOL_MODEL_TYPES, InferJob, tool_argum
 from ..engine.protocol import EngineError
 from ..engine.train.job import PROCESSORS
 from ..engine.train.package import read_package
-from .base import FILE_BEHAVIOR_FILE, tr, with_help
+from .base import FILE_BEHAVIOR_FILE, tr, user_parameter, with_help
 from .inferstyle import ClassStyle, classes_of
 from .jobs import end_job, remove_partials
 from .params import enum_param
@@ -162,6 +162,21 @@ def trust_parameter() -> QgsProcessingParameterBoolean:
         "someone you trust.",
         advanced=True,
     )
+
+
+def add_run_parameters(alg) -> None:
+    """PROCESSOR_TYPE, TRUST_MODEL_CODE, PROJECT and USER, which every inference tool takes."""
+    for param in (processor_parameter(), trust_parameter(), project_parameter(), user_parameter()):
+        alg.addParameter(param)
+
+
+def checked_inputs(alg, tool: str, parameters, context, feedback):
+    """(model, raster path, raster layer, arguments), each checked before any worker starts."""
+    trust = alg.parameterAsBoolean(parameters, "TRUST_MODEL_CODE", context)
+    model = read_model(alg.parameterAsFile(parameters, "MODEL", context), tool, trust)
+    raster, layer = input_raster(alg, parameters, context)
+    check_bands(model, layer, feedback)
+    return model, raster, layer, arguments(alg, tool, parameters, context)
 
 
 def project_parameter() -> QgsProcessingParameterFile:

@@ -15,6 +15,7 @@ import torch
 from ..models import TASKS
 from ..protocol import InputError
 from ..train.package import read_package
+from ..train.trainer import resolve_device
 from .job import TOOL_MODEL_TYPES, InferJob
 
 #: the tool that runs each task
@@ -66,17 +67,6 @@ class InferModel:
         mean = torch.as_tensor(self.mean, device=self.device).view(1, -1, 1, 1)
         std = torch.as_tensor(self.std, device=self.device).view(1, -1, 1, 1)
         return (x - mean) / std
-
-
-def resolve_device(processor_type: str) -> torch.device:
-    cuda = torch.cuda.is_available()
-    if processor_type == "GPU" and not cuda:
-        raise InputError(
-            f"PROCESSOR_TYPE is GPU but the worker's torch {torch.__version__} sees no CUDA GPU. "
-            "Set PROCESSOR_TYPE to CPU or AUTO, or point the worker Python setting at an "
-            "environment with a CUDA build of torch."
-        )
-    return torch.device("cuda" if cuda and processor_type != "CPU" else "cpu")
 
 
 def check_tool(job_tool: str, model_type: str, path: str) -> str:
