@@ -67,22 +67,6 @@ def outline_symbol(color: str, width: float = 0.5, dashed: bool = False) -> QgsF
     )  # fmt: skip
 
 
-def see_through(layer: QgsVectorLayer, alpha: int = 50, width: float = 0.6) -> None:
-    """Keep each category's colour, but as a strong outline over a light fill, so the imagery
-    under the objects shows."""
-    renderer = layer.renderer()
-    for i, category in enumerate(renderer.categories()):
-        symbol = category.symbol().clone()
-        color = QColor(symbol.color())
-        fill = QColor(color)
-        fill.setAlpha(alpha)
-        sl = symbol.symbolLayer(0)
-        sl.setFillColor(fill)
-        sl.setStrokeColor(color)
-        sl.setStrokeWidth(width)
-        renderer.updateCategorySymbol(i, symbol)
-
-
 class DemoProject:
     """The layers of the demo, added to a QgsProject in groups, styled."""
 
@@ -125,7 +109,6 @@ class DemoProject:
         detector = classes_of(emd_of(out / "models" / "buildings_ssd.dlpk"))
         detections = QgsVectorLayer(str(out / "results" / "detections.gpkg"), "Detected buildings")
         apply_style(self._add("detections", detections, results), detector, "class_value")
-        see_through(detections)
 
         truth = QgsVectorLayer(str(out / "buildings.geojson"), "Buildings (ground truth)")
         truth.setRenderer(

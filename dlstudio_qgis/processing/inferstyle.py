@@ -25,7 +25,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 from ..core.model import PALETTE
-from .base import tr
+from .base import GEOM_POLYGON, tr
 
 UNCLASSIFIED_COLOR = "#9e9e9e"
 
@@ -76,8 +76,17 @@ def categorized_renderer(layer: QgsVectorLayer, classes, field: str):
 
 
 def _symbol(layer: QgsVectorLayer, color: str) -> QgsSymbol:
+    """The class colour; polygons as a strong outline over a light fill, so that the imagery
+    under the objects shows."""
     symbol = QgsSymbol.defaultSymbol(layer.geometryType())
     symbol.setColor(QColor(color))
+    if layer.geometryType() == GEOM_POLYGON:
+        fill = QColor(color)
+        fill.setAlpha(50)
+        outline = symbol.symbolLayer(0)
+        outline.setFillColor(fill)
+        outline.setStrokeColor(QColor(color))
+        outline.setStrokeWidth(0.6)
     return symbol
 
 
