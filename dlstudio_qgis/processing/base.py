@@ -293,6 +293,30 @@ def transform_to_project(source, crs, context, feedback, what: str, target: str 
     return QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
 
 
+def worker_raster_path(layer, without_crs: str) -> str:
+    """The file of a raster layer that the worker can open, which must have a CRS;
+    `without_crs` says what a missing CRS prevents (e.g. "the samples cannot be placed on
+    it")."""
+    from qgis.core import QgsProviderRegistry
+
+    path = ""
+    if layer.providerType() == "gdal":
+        path = QgsProviderRegistry.instance().decodeUri("gdal", layer.source()).get("path") or ""
+    if not path or not (Path(path).is_file() or path.startswith("/vsi")):
+        raise QgsProcessingException(
+            tr(f"The raster '{layer.name()}' ({layer.providerType()}: {layer.source()}) is "
+               "not a file the worker can read. Export it to a GeoTIFF first (right-click the "
+               "layer > Export > Save As) and use that file.")
+        )  # fmt: skip
+    if not layer.crs().isValid():
+        raise QgsProcessingException(
+            tr(f"The raster '{path}' has no coordinate reference system, so {without_crs}. "
+               "Assign one (Raster > Projections > Assign Projection, or gdal_edit.py -a_srs "
+               "EPSG:xxxx file.tif) and retry.")
+        )  # fmt: skip
+    return str(Path(path).absolute()) if Path(path).is_file() else path
+
+
 def straight(geom: QgsGeometry) -> QgsGeometry:
     """Curves segmentized, so the core's WKB reader gets points and polygons only."""
     if QgsWkbTypes.isCurvedType(geom.wkbType()):

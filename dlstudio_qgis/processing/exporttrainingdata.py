@@ -27,7 +27,6 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
-    QgsProviderRegistry,
     QgsRasterLayer,
     QgsRectangle,
 )
@@ -48,6 +47,7 @@ from .base import (
     tr,
     user_parameter,
     with_help,
+    worker_raster_path,
 )
 from .exportsamples import check_output, layer_samples, project_samples, write_geojson
 from .jobs import end_job, remove_partials
@@ -312,22 +312,7 @@ class ExportTrainingData(DeepLearningAlgorithm):
                 raise QgsProcessingException(
                     tr(f"The project's imagery '{source}' cannot be opened; give INPUT_RASTER.")
                 )
-        path = ""
-        if layer.providerType() == "gdal":
-            path = QgsProviderRegistry.instance().decodeUri("gdal", layer.source()).get("path")
-        if not path or not (Path(path).is_file() or path.startswith("/vsi")):
-            raise QgsProcessingException(
-                tr(f"The raster '{layer.name()}' ({layer.providerType()}: {layer.source()}) is "
-                   "not a file the worker can read. Export it to a GeoTIFF first (right-click "
-                   "the layer > Export > Save As) and use that file.")
-            )  # fmt: skip
-        if not layer.crs().isValid():
-            raise QgsProcessingException(
-                tr(f"The raster '{path}' has no coordinate reference system, so the samples "
-                   "cannot be placed on it. Assign one (Raster > Projections > Assign "
-                   "Projection, or gdal_edit.py -a_srs EPSG:xxxx file.tif) and retry.")
-            )  # fmt: skip
-        return str(Path(path).absolute()) if Path(path).is_file() else path, layer
+        return worker_raster_path(layer, "the samples cannot be placed on it"), layer
 
     def _samples_layer(self, parameters, context):
         source = self.parameterAsSource(parameters, "INPUT_SAMPLES", context)

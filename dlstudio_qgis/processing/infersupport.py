@@ -23,7 +23,6 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsProviderRegistry,
     QgsRasterLayer,
     QgsRectangle,
 )
@@ -35,7 +34,7 @@ from ..engine.infer.job import ARGUMENTS, TOOL_MODEL_TYPES, InferJob, tool_argum
 from ..engine.protocol import EngineError
 from ..engine.train.job import PROCESSORS
 from ..engine.train.package import read_package
-from .base import FILE_BEHAVIOR_FILE, tr, user_parameter, with_help
+from .base import FILE_BEHAVIOR_FILE, tr, user_parameter, with_help, worker_raster_path
 from .inferstyle import ClassStyle, classes_of
 from .jobs import end_job, remove_partials
 from .params import enum_param
@@ -293,22 +292,7 @@ def input_raster(alg, parameters, context) -> tuple[str, QgsRasterLayer]:
     layer = alg.parameterAsRasterLayer(parameters, "INPUT_RASTER", context)
     if layer is None:
         raise QgsProcessingException(tr("Could not load the raster (INPUT_RASTER)."))
-    path = ""
-    if layer.providerType() == "gdal":
-        path = QgsProviderRegistry.instance().decodeUri("gdal", layer.source()).get("path") or ""
-    if not path or not (Path(path).is_file() or path.startswith("/vsi")):
-        raise QgsProcessingException(
-            tr(f"The raster '{layer.name()}' ({layer.providerType()}: {layer.source()}) is "
-               "not a file the worker can read. Export it to a GeoTIFF first (right-click the "
-               "layer > Export > Save As) and use that file.")
-        )  # fmt: skip
-    if not layer.crs().isValid():
-        raise QgsProcessingException(
-            tr(f"The raster '{path}' has no coordinate reference system, so its results could "
-               "not be placed on a map. Assign one (Raster > Projections > Assign Projection, "
-               "or gdal_edit.py -a_srs EPSG:xxxx file.tif) and retry.")
-        )  # fmt: skip
-    return (str(Path(path).absolute()) if Path(path).is_file() else path), layer
+    return worker_raster_path(layer, "its results could not be placed on a map"), layer
 
 
 def job_extent(alg, parameters, context, layer: QgsRasterLayer) -> list[float] | None:
