@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from test_plugin_desktop import install_plugin
+from test_plugin_desktop import install_plugin, run_desktop
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -43,20 +42,7 @@ def session(tmp_path_factory) -> dict:
         DLSTUDIO_USER="olivia", HOME=str(root), XDG_RUNTIME_DIR=str(root),
         QGIS_CUSTOM_CONFIG_PATH=str(root), OMP_NUM_THREADS="1",
     )  # fmt: skip
-    cmd = [
-        "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
-        "qgis", "--profiles-path", str(root), "--profile", "test",
-        "--nologo", "--noversioncheck", "--code", str(HERE / "docks_probe.py"),
-    ]  # fmt: skip
-    with out["log"].open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
-                                start_new_session=True)  # fmt: skip
-        try:
-            proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    log_text = out["log"].read_text(errors="replace")
+    proc, log_text = run_desktop(root, HERE / "docks_probe.py", env, out["log"], TIMEOUT)
     assert out["result"].is_file(), f"no result (rc {proc.returncode}):\n{log_text[-4000:]}"
     return {**out, "data": json.loads(out["result"].read_text()), "log_text": log_text}
 

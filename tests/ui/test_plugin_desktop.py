@@ -41,6 +41,25 @@ def install_plugin(profiles: Path, profile: str) -> None:
     assert (profiles / profile / "python" / "plugins" / PLUGIN / "metadata.txt").is_file()
 
 
+def run_desktop(root: Path, probe: Path, env: dict, log: Path, timeout: float):
+    """Start the QGIS desktop under Xvfb on the profile "test" in `root`, running `probe`;
+    kill it after `timeout` s. Returns the process and what it wrote."""
+    cmd = [
+        "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
+        "qgis", "--profiles-path", str(root), "--profile", "test",
+        "--nologo", "--noversioncheck", "--code", str(probe),
+    ]  # fmt: skip
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=root,
+                                start_new_session=True)  # fmt: skip
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc, log.read_text(errors="replace")
+
+
 @pytest.fixture(scope="module")
 def desktop(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("desktop")
@@ -54,20 +73,7 @@ def desktop(tmp_path_factory) -> dict:
         DLS_UI_DIALOG_SHOT=str(out["dialog_shot"]), HOME=str(root),
         XDG_RUNTIME_DIR=str(root), QGIS_CUSTOM_CONFIG_PATH=str(root),
     )  # fmt: skip
-    cmd = [
-        "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
-        "qgis", "--profiles-path", str(root), "--profile", "test",
-        "--nologo", "--noversioncheck", "--code", str(HERE / "desktop_probe.py"),
-    ]  # fmt: skip
-    with out["log"].open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
-                                start_new_session=True)  # fmt: skip
-        try:
-            proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    log_text = out["log"].read_text(errors="replace")
+    proc, log_text = run_desktop(root, HERE / "desktop_probe.py", env, out["log"], TIMEOUT)
     assert out["result"].is_file(), (
         f"QGIS wrote no result (rc {proc.returncode}):\n{log_text[-4000:]}"
     )
