@@ -151,6 +151,67 @@ class SamplesMixin:
             con.execute("DELETE FROM training_samples WHERE fid = ?", (fid,))
             log(con, self.user, "sample", fid, "delete", row["status"], None)
 
+    def restore_sample(self, sample: Sample) -> int:
+        """Put a deleted sample back as it was (undoing a deletion): the same fid, class,
+        status, collector and review, so its history goes on under the same id.
+
+        `sample` is the record read before the deletion. The rules of a deletion apply (the
+        collect role; collectors only their own samples; its work unit, found again from the
+        centroid, takes collecting); the last history row of that fid must be its deletion,
+        from the same status (so a restore cannot upgrade a status); the fid must be free.
+        """
+        fid = int(sample.fid)
+        info = self.info()
+        with schema.transaction(self.path) as con:
+            role = self._require(con, Action.COLLECT)
+            if role is Role.COLLECTOR and sample.collected_by != self.user:
+                raise PermissionDeniedError(
+                    f"Sample {fid} was collected by '{sample.collected_by}'; collectors restore "
+                    "only their own samples. Ask an analyst or the owner."
+                )
+            if con.execute("SELECT 1 FROM training_samples WHERE fid = ?", (fid,)).fetchone():
+                raise ConcurrentChangeError(
+                    f"Sample {fid} exists; only a deleted sample can be restored."
+                )
+            last = con.execute(
+                "SELECT action, from_status FROM dls_history WHERE entity = 'sample' AND "
+                "entity_id = ? ORDER BY id DESC LIMIT 1",
+                (str(fid),),
+            ).fetchone()
+            if last is None or last["action"] != "delete":
+                raise NotFoundError(f"Sample {fid} was not deleted; there is nothing to restore.")
+            status = S(sample.status)
+            if last["from_status"] != status.value:
+                raise ValidationError(
+                    f"Sample {fid} was {S(last['from_status']).label} when it was deleted, "
+                    f"not {status.label}; it is restored only as it was."
+                )
+            problem = _sample_problem(sample.geometry, info.inference_tool, info.sample_geometry)
+            if problem:
+                raise GeometryError(f"Sample {fid}: {problem}.")
+            units = _unit_index(con)
+            unit = (
+                _unit_for(units, sample.geometry)
+                if _touches(sample.geometry, info.imagery.extent)
+                else None
+            )
+            if unit is None:
+                raise OutsideImageryError(
+                    f"Sample {fid} lies outside the imagery's work units; it cannot be restored."
+                )
+            value = _resolve_class(_class_lookup(con), sample.class_value)
+            self._collect_into(con, units[unit][2], role)
+            con.execute(
+                "INSERT INTO training_samples (fid, geom, class_value, status, work_unit, "
+                "collected_by, collected_at, updated_by, updated_at, reviewed_by, reviewed_at, "
+                "review_comment, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (fid, to_gpkg(sample.geometry, info.srs_id), value, status.value, unit,
+                 sample.collected_by, sample.collected_at, self.user, now(), sample.reviewed_by,
+                 sample.reviewed_at, sample.review_comment, sample.source),
+            )  # fmt: skip
+            log(con, self.user, "sample", fid, "restore", None, status.value)
+            return fid
+
     def samples(
         self,
         status: str | SampleStatus | None = None,
