@@ -1,13 +1,16 @@
-"""The collect dock: a class picker, the draw and pick map tools, undo, Mark unit complete.
+"""The collect dock: a class picker, the draw, select and edit-shape map tools, undo, Mark
+unit complete, and a message line with the last outcome or refusal.
 
 Samples are drawn in the shape the project's inference tool needs (rectangles for Detect
 Objects, polygons for Classify Pixels, points or polygons for Classify Objects). The first
-sample drawn in a Queued unit makes it In progress (the core does that).
+sample drawn in a Queued unit makes it In progress (the core does that). What is done to a
+selected sample (delete, class, shape) is in sampleedits.py; the Edit shape tool in
+edittool.py.
 """
 
 from __future__ import annotations
 
-from qgis.core import QgsFeatureRequest, QgsGeometry, QgsPointXY, QgsRectangle
+from qgis.core import QgsGeometry
 from qgis.PyQt.QtCore import QEvent, Qt
 from qgis.PyQt.QtGui import QColor, QIcon, QKeySequence, QPixmap
 from qgis.PyQt.QtWidgets import (
@@ -25,11 +28,12 @@ try:  # Qt6 (QGIS 4) has the undo framework in QtGui; Qt5 in QtWidgets
 except ImportError:  # pragma: no cover - depends on the Qt version
     from qgis.PyQt.QtWidgets import QUndoStack
 
-from ..core import SampleStatus
-from ..processing.base import GEOM_POINT
-from .commands import AddSample, ChangeClass, DeleteSample
-from .maptools import POINT, RECTANGLE, SampleDrawTool, SamplePickTool, shape_for
-from .session import WARNING, ProjectSession
+from ..processing.base import project_crs
+from .commands import AddSample
+from .edittool import DELETE_KEYS, SampleEditTool
+from .maptools import POINT, POLYGON, RECTANGLE, SampleDrawTool, SamplePickTool, shape_for
+from .sampleedits import SampleEditsMixin
+from .session import CRITICAL, INFO, WARNING, ProjectSession
 from .widgets import set_ability
 
 OBJECT_NAME = "DeepLearningStudioCollectDock"
@@ -37,7 +41,17 @@ CTRL = Qt.KeyboardModifier.ControlModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier
 
 
-class CollectDock(QDockWidget):
+HINTS = {
+    RECTANGLE: "Rectangles: press, drag, release. Edit shape: drag a corner or the rectangle.",
+    POINT: "Points: click. Edit shape: drag the point.",
+    POLYGON: "Polygons: click the vertices; right-click or double-click to finish, Backspace "
+    "removes a vertex, Esc cancels. Edit shape: drag a vertex or the polygon, double-click an "
+    "edge to add a vertex, Delete over a vertex removes it.",
+}
+LEVEL_COLORS = {INFO: "#1a7f37", WARNING: "#9a6700", CRITICAL: "#cf222e"}
+
+
+class CollectDock(SampleEditsMixin, QDockWidget):
     def __init__(self, session: ProjectSession, parent=None) -> None:
         super().__init__("DLS Collect", parent)
         self.setObjectName(OBJECT_NAME)
@@ -48,6 +62,8 @@ class CollectDock(QDockWidget):
         self.undo_stack = QUndoStack(self)
         self.draw_tool = SampleDrawTool(self.canvas)
         self.pick_tool = SamplePickTool(self.canvas)
+        self.edit_tool = SampleEditTool(self.canvas)
+        self.tools = (self.draw_tool, self.pick_tool, self.edit_tool)
 
         self.class_combo = QComboBox()
         self.class_combo.setToolTip("The class of the samples you draw (keys 1-9 on the map).")
@@ -57,6 +73,12 @@ class CollectDock(QDockWidget):
         self.pick_button = QPushButton("Select sample")
         self.pick_button.setCheckable(True)
         self.pick_button.setToolTip("Click one of your samples to delete it or change its class.")
+        self.edit_button = QPushButton("Edit shape")
+        self.edit_button.setCheckable(True)
+        self.edit_button.setToolTip(
+            "Click one of your samples, then drag a vertex or the whole shape; double-click an "
+            "edge to add a vertex, Delete over a vertex removes it, Esc cancels a drag."
+        )
         self.delete_button = QPushButton("Delete sample")
         self.reclass_button = QPushButton("Set to current class")
         self.undo_button = QPushButton("Undo")
@@ -69,6 +91,8 @@ class CollectDock(QDockWidget):
         self.sample_label.setWordWrap(True)
         self.hint = QLabel()
         self.hint.setWordWrap(True)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
 
         classes_row = QHBoxLayout()
         classes_row.addWidget(QLabel("Class"))
@@ -76,6 +100,7 @@ class CollectDock(QDockWidget):
         tools_row = QHBoxLayout()
         tools_row.addWidget(self.draw_button)
         tools_row.addWidget(self.pick_button)
+        tools_row.addWidget(self.edit_button)
         edit_row = QHBoxLayout()
         edit_row.addWidget(self.delete_button)
         edit_row.addWidget(self.reclass_button)
@@ -92,28 +117,35 @@ class CollectDock(QDockWidget):
         layout.addLayout(undo_row)
         layout.addWidget(self.unit_label)
         layout.addWidget(self.complete_button)
+        layout.addWidget(self.message)
         layout.addStretch(1)
         self.setWidget(body)
 
         self.draw_button.toggled.connect(self._toggle_draw)
         self.pick_button.toggled.connect(self._toggle_pick)
+        self.edit_button.toggled.connect(self._toggle_edit)
         self.delete_button.clicked.connect(self.delete_selected)
         self.reclass_button.clicked.connect(self.reclass_selected)
         self.undo_button.clicked.connect(self.undo_stack.undo)
         self.redo_button.clicked.connect(self.undo_stack.redo)
         self.complete_button.clicked.connect(self.mark_complete)
         self.undo_stack.indexChanged.connect(self._update_undo)
-        for tool in (self.draw_tool, self.pick_tool):
+        for tool in self.tools:
             tool.class_key.connect(self.pick_class_key)
             tool.undo_requested.connect(self.undo_stack.undo)
             tool.redo_requested.connect(self.undo_stack.redo)
         self.draw_tool.drawn.connect(self.add_drawn)
         self.pick_tool.picked.connect(self.pick_at)
+        self.edit_tool.picked.connect(self.pick_at)
+        self.edit_tool.edited.connect(self.commit_shape)
+        self.edit_tool.refused.connect(lambda text: session.report(text, WARNING))
         self.canvas.mapToolSet.connect(self._tool_changed)
         self.canvas.installEventFilter(self)
         session.opened.connect(self._project_opened)
         session.closed.connect(self._project_closed)
         session.changed.connect(self.update_state)
+        session.changed.connect(self._selection_changed_on_file)
+        session.message.connect(self._show_message)
         session.current_unit_changed.connect(lambda _fid: self.update_state())
         self.update_state()
 
@@ -131,18 +163,17 @@ class CollectDock(QDockWidget):
             self.class_combo.addItem(QIcon(pix), f"{cls.name} ({cls.value}){key}", cls.value)
         shape = shape_for(info.inference_tool.value, info.sample_geometry)
         self.draw_tool.set_shape(shape)
-        self.hint.setText({
-            RECTANGLE: "Rectangles: press, drag, release.",
-            POINT: "Points: click.",
-        }.get(shape, "Polygons: click the vertices; right-click or double-click to finish, "
-                     "Backspace removes a vertex, Esc cancels.")
-            + " Keys 1-9 pick the class, Ctrl+Z undoes.")  # fmt: skip
+        self.edit_tool.set_project(project_crs(project), shape)
+        self.hint.setText(HINTS.get(shape, HINTS[POLYGON]) + " Keys 1-9 pick the class, "
+                          "Ctrl+Z undoes.")  # fmt: skip
         self.undo_stack.clear()
         self.selected = None
+        self.message.setText("")
 
     def _project_closed(self) -> None:
-        self.draw_button.setChecked(False)
-        self.pick_button.setChecked(False)
+        for button in (self.draw_button, self.pick_button, self.edit_button):
+            button.setChecked(False)
+        self.edit_tool.clear()
         self.undo_stack.clear()
         self.class_combo.clear()
         self.classes, self.selected = [], None
@@ -150,12 +181,12 @@ class CollectDock(QDockWidget):
 
     def update_state(self) -> None:
         can = self.session.abilities()
-        for w in (self.draw_button, self.pick_button, self.delete_button, self.reclass_button,
-                  self.complete_button):  # fmt: skip
+        for w in (self.draw_button, self.pick_button, self.edit_button, self.delete_button,
+                  self.reclass_button, self.complete_button):  # fmt: skip
             set_ability(w, can["collect"])
         if not can["collect"].allowed:
-            self.draw_button.setChecked(False)
-            self.pick_button.setChecked(False)
+            for button in (self.draw_button, self.pick_button, self.edit_button):
+                button.setChecked(False)
         has_sample = self.selected is not None
         if can["collect"].allowed:
             self.delete_button.setEnabled(has_sample)
@@ -182,23 +213,32 @@ class CollectDock(QDockWidget):
 
     # --- tools -----------------------------------------------------------------------------
 
-    def _toggle_draw(self, on: bool) -> None:
+    def _toggle(self, tool, on: bool) -> None:
         if on:
-            self.pick_button.setChecked(False)
-            self.canvas.setMapTool(self.draw_tool)
-        elif self.canvas.mapTool() is self.draw_tool:
-            self.canvas.unsetMapTool(self.draw_tool)
+            self.canvas.setMapTool(tool)  # _tool_changed unchecks the other buttons
+        elif self.canvas.mapTool() is tool:
+            self.canvas.unsetMapTool(tool)
+
+    def _toggle_draw(self, on: bool) -> None:
+        self._toggle(self.draw_tool, on)
 
     def _toggle_pick(self, on: bool) -> None:
+        self._toggle(self.pick_tool, on)
+
+    def _toggle_edit(self, on: bool) -> None:
+        self._toggle(self.edit_tool, on)
         if on:
-            self.draw_button.setChecked(False)
-            self.canvas.setMapTool(self.pick_tool)
-        elif self.canvas.mapTool() is self.pick_tool:
-            self.canvas.unsetMapTool(self.pick_tool)
+            self._show_in_edit_tool()  # the sample already selected, if any
 
     def _tool_changed(self, new, *_old) -> None:
         self.draw_button.setChecked(new is self.draw_tool)
         self.pick_button.setChecked(new is self.pick_tool)
+        self.edit_button.setChecked(new is self.edit_tool)
+
+    def _show_message(self, text: str, level: int) -> None:
+        color = LEVEL_COLORS.get(level, LEVEL_COLORS[INFO])
+        self.message.setText(text)
+        self.message.setStyleSheet(f"color: {color};")
 
     def pick_class_key(self, number: int) -> None:
         if 1 <= number <= self.class_combo.count():
@@ -230,67 +270,6 @@ class CollectDock(QDockWidget):
         self.session.set_current_unit(sample.work_unit)
         return fid
 
-    def pick_at(self, point: QgsPointXY, radius: float) -> int | None:
-        """Select the sample at a map point (the topmost: the last collected)."""
-        self.session.layers()  # forget layers the user removed
-        layer = self.session.samples_layer
-        if layer is None:
-            self.session.report("The training samples layer was removed; reopen the project.",
-                                WARNING)  # fmt: skip
-            return None
-        transform = self.session._transform(True)
-        box = QgsRectangle(point.x() - radius, point.y() - radius,
-                           point.x() + radius, point.y() + radius)  # fmt: skip
-        if not transform.isShortCircuited():
-            box = transform.transformBoundingBox(box)
-            point = transform.transform(point)
-        is_point = layer.geometryType() == GEOM_POINT
-        hit = QgsGeometry.fromRect(box) if is_point else QgsGeometry.fromPointXY(point)
-        found = [f.id() for f in layer.getFeatures(QgsFeatureRequest().setFilterRect(box))
-                 if f.geometry().intersects(hit)]  # fmt: skip
-        self.selected = max(found) if found else None
-        layer.selectByIds([self.selected] if found else [])
-        if self.selected is not None:
-            s = self.session.project.samples(ids=[self.selected])[0]
-            self.sample_label.setText(
-                f"Sample {s.fid}: {self._class_name(s.class_value)}, {s.status.label}, by "
-                f"{s.collected_by}."
-                + (f" Review comment: {s.review_comment}" if s.review_comment else "")
-            )
-            self.session.set_current_unit(s.work_unit)
-        else:
-            self.sample_label.setText("No sample there.")
-        self.update_state()
-        return self.selected
-
-    def delete_selected(self) -> bool:
-        project, fid = self.session.project, self.selected
-        if project is None or fid is None:
-            return False
-        s = project.samples(ids=[fid])
-        if not s or self.session.act(project.delete_sample, fid) is None:
-            return False
-        self.undo_stack.push(DeleteSample(self.session, fid, s[0].geometry, s[0].class_value))
-        self.selected = None
-        self.sample_label.setText(f"Sample {fid} deleted.")
-        self.update_state()
-        return True
-
-    def reclass_selected(self) -> bool:
-        project, fid, value = self.session.project, self.selected, self.current_class()
-        if project is None or fid is None or value is None:
-            return False
-        old = project.samples(ids=[fid])[0]
-        if old.class_value == value:
-            return False
-        if self.session.act(project.edit_sample, fid, class_value=value) is None:
-            return False
-        self.undo_stack.push(ChangeClass(self.session, fid, old.class_value, value,
-                                         self._class_name(value)))  # fmt: skip
-        if old.status is not SampleStatus.PENDING:
-            self.session.report(f"Sample {fid} is Pending approval again.")
-        return True
-
     def mark_complete(self) -> bool:
         project, unit = self.session.project, self.session.current_unit
         if project is None or unit is None:
@@ -308,11 +287,11 @@ class CollectDock(QDockWidget):
         tool = self.canvas.mapTool()
         if (
             obj is self.canvas
-            and tool in (self.draw_tool, self.pick_tool)
+            and tool in self.tools
             and event.type() == QEvent.Type.ShortcutOverride
-            and _is_undo_redo(event)
+            and (_is_undo_redo(event) or (tool is self.edit_tool and event.key() in DELETE_KEYS))
         ):
-            event.accept()  # the key goes to the map tool, not to QGIS's own Undo
+            event.accept()  # the key goes to the map tool, not to QGIS's own Undo or Delete
             return True
         return False
 
@@ -335,10 +314,11 @@ class CollectDock(QDockWidget):
 
     def cleanup(self) -> None:
         self.canvas.removeEventFilter(self)
-        for tool in (self.draw_tool, self.pick_tool):
+        for tool in self.tools:
             if self.canvas.mapTool() is tool:
                 self.canvas.unsetMapTool(tool)
         self.draw_tool.band.reset()
+        self.edit_tool.release()
 
 
 def _is_undo_redo(event) -> bool:

@@ -1,10 +1,12 @@
 """Undoable sample edits: each is a core call and its reverse, pushed on the collect dock's
 QUndoStack once the first call has succeeded.
 
-Undoing an added sample deletes it; undoing a deletion collects it again (a new sample id,
-Pending approval); undoing a class change sets the old class back. If the core refuses an undo
-or redo (someone reviewed the unit meanwhile, say), the message says why and the command is
-dropped from the stack.
+Undoing an added sample deletes it; undoing a deletion restores the same sample (its id,
+class, status and review: `Project.restore_sample`); undoing a class change sets the old class
+back; undoing a shape edit sets the old shape back. An edit of a reviewed sample makes it
+Pending approval, and so does its undo (the core audits every edit). If the core refuses an
+undo or redo (someone reviewed the unit meanwhile, say), the message says why and the command
+is dropped from the stack.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ except ImportError:  # pragma: no cover - depends on the Qt version
     from qgis.PyQt.QtWidgets import QUndoCommand
 
 from ..core import Geometry
+from ..core.model import Sample
 from .session import ProjectSession
 
 
@@ -59,17 +62,16 @@ class AddSample(_SampleCommand):
 
 
 class DeleteSample(_SampleCommand):
-    def __init__(self, session, fid: int, geometry: Geometry, class_value: int):
-        super().__init__(session, f"Delete sample {fid}")
-        self.fid, self.geometry, self.class_value = fid, geometry, class_value
+    def __init__(self, session, sample: Sample):
+        super().__init__(session, f"Delete sample {sample.fid}")
+        self.sample = sample  # as it was before the deletion
 
     def do(self):
-        self.session.project.delete_sample(self.fid)
+        self.session.project.delete_sample(self.sample.fid)
         return True
 
     def undo_it(self):
-        self.fid = self.session.project.add_sample(self.geometry, self.class_value)
-        return self.fid
+        return self.session.project.restore_sample(self.sample)
 
 
 class ChangeClass(_SampleCommand):
@@ -83,4 +85,18 @@ class ChangeClass(_SampleCommand):
 
     def undo_it(self):
         self.session.project.edit_sample(self.fid, class_value=self.old)
+        return True
+
+
+class EditShape(_SampleCommand):
+    def __init__(self, session, fid: int, old: Geometry, new: Geometry):
+        super().__init__(session, f"Edit the shape of sample {fid}")
+        self.fid, self.old, self.new = fid, old, new
+
+    def do(self):
+        self.session.project.edit_sample(self.fid, geometry=self.new)
+        return True
+
+    def undo_it(self):
+        self.session.project.edit_sample(self.fid, geometry=self.old)
         return True

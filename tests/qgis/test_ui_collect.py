@@ -177,9 +177,15 @@ def test_pick_then_change_class_and_delete_with_undo(setup):
     assert owner.samples(ids=[fid])[0].class_value == 1
     assert dock.delete_selected()
     assert owner.samples() == []
-    dock.undo_stack.undo()  # collected again, under a new id
+    dock.undo_stack.undo()  # the same sample back: its id, class and history
     (back,) = owner.samples()
-    assert back.class_value == 1 and back.fid != fid
+    assert back.fid == fid and back.class_value == 1
+    assert [h.action for h in owner.history("sample", fid)] == [
+        "collect", "edit", "edit", "delete", "restore"]  # fmt: skip
+    dock.undo_stack.redo()  # deleted again, and back once more
+    assert owner.samples() == []
+    dock.undo_stack.undo()
+    assert [s.fid for s in owner.samples()] == [fid]
     click(canvas, dock.pick_tool, pixel(canvas, X0 + 150, Y1 - 150))
     assert dock.selected is None and not dock.delete_button.isEnabled()
 

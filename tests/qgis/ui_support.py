@@ -62,3 +62,48 @@ def wait_until(predicate, timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+# --- real mouse events on the canvas's viewport (through QgsMapCanvas to its map tool) ---
+
+
+def press_at(canvas, pos: QPoint) -> None:
+    from qgis.PyQt.QtTest import QTest
+
+    QTest.mousePress(canvas.viewport(), LEFT, NO_MODS, pos)
+
+
+def move_to(canvas, pos: QPoint, held: bool = False) -> None:
+    """A mouse move to the viewport itself (QTest.mouseMove moves the cursor instead, and
+    the platform gives that move to whichever top-level window lies under it)."""
+    from qgis.PyQt.QtCore import QPointF
+    from qgis.PyQt.QtGui import QMouseEvent
+
+    viewport = canvas.viewport()
+    event = QMouseEvent(QEvent.Type.MouseMove, QPointF(pos), QPointF(viewport.mapToGlobal(pos)),
+                        NONE, LEFT if held else NONE, NO_MODS)  # fmt: skip
+    QApplication.sendEvent(viewport, event)
+
+
+def release_at(canvas, pos: QPoint) -> None:
+    from qgis.PyQt.QtTest import QTest
+
+    QTest.mouseRelease(canvas.viewport(), LEFT, NO_MODS, pos)
+
+
+def mouse_drag(canvas, start: QPoint, end: QPoint, steps: int = 4) -> None:
+    """Press, move in steps, release: a drag as a hand makes it."""
+    press_at(canvas, start)
+    for i in range(1, steps + 1):
+        move_to(canvas, start + (end - start) * (i / steps), held=True)
+    release_at(canvas, end)
+
+
+def double_click_at(canvas, pos: QPoint) -> None:
+    """Qt's sequence for a double-click: press, release, double-click, release."""
+    from qgis.PyQt.QtTest import QTest
+
+    viewport = canvas.viewport()
+    QTest.mouseClick(viewport, LEFT, NO_MODS, pos)
+    QTest.mouseDClick(viewport, LEFT, NO_MODS, pos)
+    QTest.mouseRelease(viewport, LEFT, NO_MODS, pos)
