@@ -30,8 +30,13 @@ class DockManager:
         for dock in self.docks:
             self.iface.addDockWidget(RIGHT, dock)
         self.tabify()
-        # at start-up QGIS restores its window layout after loading plugins: tabify again
-        self.iface.initializationCompleted.connect(self.tabify)
+        # at start-up QGIS restores its window layout after loading plugins: tabify again, and
+        # reopen the last project once QGIS has loaded its own (a plugin enabled later: now)
+        if self.iface.mainWindow().isVisible():
+            self.project_dock.reopen_last()
+        else:
+            self.iface.initializationCompleted.connect(self.tabify)
+            self.iface.initializationCompleted.connect(self.project_dock.reopen_last)
         for dock in self.docks:
             action = dock.toggleViewAction()
             action.setObjectName(f"{dock.objectName()}Toggle")
@@ -47,8 +52,9 @@ class DockManager:
         self.project_dock.raise_()
 
     def remove(self) -> None:
-        with contextlib.suppress(TypeError):  # not connected
-            self.iface.initializationCompleted.disconnect(self.tabify)
+        for slot in (self.tabify, self.project_dock.reopen_last):
+            with contextlib.suppress(TypeError):  # not connected
+                self.iface.initializationCompleted.disconnect(slot)
         self.session._timer.stop()
         self.collect_dock.cleanup()
         self.review_dock.cleanup()

@@ -1,8 +1,14 @@
-"""The project dock: open or create a project, who you are, the work units, the long jobs."""
+"""The project dock: open or create a project, who you are, the work units, the long jobs.
+
+It remembers the last project opened and reopens it when the plugin starts (recent.py).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QDockWidget,
     QFileDialog,
     QGroupBox,
@@ -14,9 +20,9 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from . import jobs
+from . import jobs, recent
 from .jobrunner import JobRunner
-from .session import ProjectSession
+from .session import WARNING, ProjectSession
 from .unitspanel import UnitsPanel
 from .widgets import set_ability
 
@@ -46,6 +52,12 @@ class ProjectDock(QDockWidget):
         top.addWidget(self.new_button)
         top.addWidget(self.close_button)
         top.addStretch(1)
+        self.reopen_check = QCheckBox("Reopen at start")
+        self.reopen_check.setToolTip(
+            "Reopen the last project opened here when QGIS starts (if the file still exists)."
+        )
+        self.reopen_check.setChecked(recent.reopen_enabled())
+        top.addWidget(self.reopen_check)
 
         self.units = UnitsPanel(session)
         units_box = QGroupBox("Work units")
@@ -103,6 +115,8 @@ class ProjectDock(QDockWidget):
         self.runner.status.connect(self.job_status.setText)
         self.runner.progress.connect(lambda v: self.job_progress.setValue(int(v)))
         self.runner.finished.connect(self._job_finished)
+        self.reopen_check.toggled.connect(recent.set_reopen_enabled)
+        session.opened.connect(self._remember)
         session.changed.connect(self.update_state)
         session.closed.connect(self.update_state)
         self.update_state()
@@ -144,6 +158,28 @@ class ProjectDock(QDockWidget):
         )
         if path:
             self.session.open(path)
+
+    def _remember(self) -> None:
+        if self.session.project is not None:
+            recent.remember(str(Path(self.session.project.path).resolve()))
+
+    def reopen_last(self) -> bool:
+        """Reopen the last project (the plugin starts), if the setting says so and nothing is
+        open; a file gone (or no longer a project) is forgotten, with a message."""
+        path = recent.last_project()
+        if not path or not recent.reopen_enabled() or self.session.project is not None:
+            return False
+        if not Path(path).is_file():
+            recent.forget()
+            self.session.report(
+                f"The last project, {path}, is no longer there; it is forgotten. Open a "
+                "project with Open…", WARNING,
+            )  # fmt: skip
+            return False
+        if self.session.open(path) is None:
+            recent.forget()  # the session said why
+            return False
+        return True
 
     def new_project(self) -> None:
         from .wizard import ProjectWizard
