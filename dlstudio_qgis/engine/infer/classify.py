@@ -20,7 +20,7 @@ from ..protocol import InputError
 from .job import InferJob
 from .model import InferModel
 from .outputs import move_into_place, partial_path, remove_partial
-from .raster import ChipReader, Region, prefetch
+from .raster import ChipReader, Region, read_ahead
 
 
 def _features(path: str) -> Iterator[tuple[object, tuple[float, float, float, float]]]:
@@ -89,7 +89,7 @@ def classify_objects(job: InferJob, m: InferModel, ds, region: Region, reporter)
     started = time.perf_counter()
     try:
         with open(partial, "w", encoding="utf-8") as out:
-            for batch in prefetch(chips()):
+            for batch in read_ahead(chips(), m.device):
                 x = m.normalise(np.stack([p for _, p in batch]))
                 with torch.inference_mode():
                     logits = m.model(x).float().cpu()

@@ -20,7 +20,7 @@ from torchvision.ops import batched_nms, nms
 from .job import InferJob
 from .model import InferModel, set_detector_thresholds
 from .outputs import move_into_place, partial_path, remove_partial
-from .raster import ChipReader, Region, batches, grid, padding_of, prefetch
+from .raster import ChipReader, Region, batches, grid, padding_of, read_ahead
 
 
 @torch.inference_mode()
@@ -164,7 +164,7 @@ def detect_objects(job: InferJob, m: InferModel, ds, region: Region, reporter) -
     try:
         with open(partial, "w", encoding="utf-8") as fh:
             in_row = 0
-            for batch in prefetch(batches(reader, origins, args["batch_size"])):
+            for batch in read_ahead(batches(reader, origins, args["batch_size"]), m.device):
                 some = batch.valid.any(axis=(1, 2))  # chips with no data need no model
                 preds = [_NOTHING] * len(some)
                 if some.any():

@@ -15,7 +15,7 @@ import torch
 from .job import InferJob
 from .model import InferModel
 from .outputs import ClassRasterWriter, move_into_place, partial_path, remove_partial
-from .raster import ChipReader, Region, batches, grid, padding_of, prefetch
+from .raster import ChipReader, Region, batches, grid, padding_of, read_ahead
 
 #: flips for test-time augmentation: (dims to flip) of a (N, C, H, W) tensor
 TTA_FLIPS = ((), (3,), (2,), (2, 3))
@@ -78,7 +78,7 @@ def classify_pixels(job: InferJob, m: InferModel, ds, region: Region, reporter) 
     try:
         strip = np.zeros((step, region.width), writer.dtype)
         in_row = 0
-        for batch in prefetch(batches(reader, origins, args["batch_size"])):
+        for batch in read_ahead(batches(reader, origins, args["batch_size"]), m.device):
             core_valid = batch.valid[:, pad : pad + step, pad : pad + step]
             index = np.zeros(core_valid.shape, np.int64)
             some = batch.valid.any(axis=(1, 2))  # chips with no data need no model

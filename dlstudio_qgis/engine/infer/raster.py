@@ -1,8 +1,9 @@
 """Reading the raster for inference: the processing region, the chip grid and padded chips.
 
 The raster is never held whole: chips are read one window at a time (the part of a chip
-outside the raster is filled with the band means, so it normalises to zero), and a reader
-thread prepares the next batches while the model runs on the current one.
+outside the raster is filled with the band means, so it normalises to zero). On a GPU a
+reader thread prepares the next batches while the device runs the current one; on the CPU
+the model already keeps every core busy, so the chips are read in turn (`read_ahead`).
 """
 
 from __future__ import annotations
@@ -173,6 +174,16 @@ def batches(
             yield flush()
     if pending:
         yield flush()
+
+
+def read_ahead(items: Iterator, device) -> Iterator:
+    """`items` read in a background thread on a GPU, in turn on the CPU.
+
+    On the CPU torch's threads already use every core; a reader thread beside them only makes
+    the cores take turns (and torch's threads wait for it), which measured slower than reading
+    in turn (reading a chip costs about 0.1 ms against 30-75 ms for the model).
+    """
+    return prefetch(items) if getattr(device, "type", "cpu") != "cpu" else iter(items)
 
 
 def prefetch(items: Iterator, depth: int = PREFETCH) -> Iterator:

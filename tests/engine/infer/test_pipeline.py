@@ -23,11 +23,13 @@ def probe(case: str, folder: Path, **args) -> dict:
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("padding", [0, 8, 20])
-def test_classified_raster_is_seamless_and_exact(tmp_path, padding):
+@pytest.mark.parametrize(("padding", "reader_thread"), [(0, False), (8, False), (20, False),
+                                                        (8, True)])  # fmt: skip
+def test_classified_raster_is_seamless_and_exact(tmp_path, padding, reader_thread):
     """Each pixel's class depends on that pixel only, so any seam, shifted chip or lost row
-    would show up as a mismatch against the whole-raster answer."""
-    out = probe("pixels", tmp_path, extent=None, padding=padding)
+    would show up as a mismatch against the whole-raster answer. With `reader_thread`, chips
+    are read ahead in a thread, as on a GPU."""
+    out = probe("pixels", tmp_path, extent=None, padding=padding, reader_thread=reader_thread)
     info = out["info"]
     assert info["mismatches"] == 0
     assert info["shape"] == [190, 200] and info["offset"] == [0, 0]
@@ -51,10 +53,12 @@ def test_extent_limits_and_georeferences_the_output(tmp_path):
     assert info["mismatches"] == 0
 
 
-def test_objects_on_chip_borders_come_out_once_where_they_are(tmp_path):
+@pytest.mark.parametrize("reader_thread", [False, True])
+def test_objects_on_chip_borders_come_out_once_where_they_are(tmp_path, reader_thread):
     """Squares straddling the 48-px cores' borders (chips of 64, padding 8) are detected by two
-    or four chips; each must come out once, with its exact map coordinates and class."""
-    out = probe("objects", tmp_path, exclude_pad=True, run_nms=False)
+    or four chips; each must come out once, with its exact map coordinates and class (chips
+    read in turn, as on the CPU, or ahead in a thread, as on a GPU)."""
+    out = probe("objects", tmp_path, exclude_pad=True, run_nms=False, reader_thread=reader_thread)
     key = lambda d: (d["bounds"], d["class_value"])  # noqa: E731
     assert sorted(map(key, out["got"])) == sorted(map(key, out["expected"]))
     assert {g["class_name"] for g in out["got"]} == {"red", "green"}
