@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..protocol import EngineError, InputError
-from .chips import IMAGE_EXT, label_raster_ext
+from .chips import IMAGE_EXT, label_raster_ext, open_fast_reader
 from .job import ExportJob
 from .labels import LabelContext, label_path
 from .metadata import EMD_NAME, write_metadata
@@ -117,8 +117,12 @@ def export(job: ExportJob, reporter) -> dict:
     info = inspect_raster(job)
     region = region_of(job, info)
     workers = max(1, job.workers or default_workers())
+    fast, reading = open_fast_reader(info.path, info.bands, info.dtype)
+    if fast is not None:
+        fast.close()  # each worker opens its own, after the fork
+    config = WorkerConfig(info=info, parent_pid=os.getpid(), fast_tiff=fast is not None)
     # the pool forks before the samples are read: its processes do not carry them
-    with WorkerPool(WorkerConfig(info=info, parent_pid=os.getpid()), workers) as pool:
+    with WorkerPool(config, workers) as pool:
         samples = load_samples(job, info, region, reporter)
         release_memory()  # what reading them left: the main process stays the size of its data
         planner = Planner(job, info, samples, region)
@@ -130,7 +134,8 @@ def export(job: ExportJob, reporter) -> dict:
             f"pixels from {info.path} ({info.width} x {info.height}, bands "
             f"{', '.join(map(str, info.bands))}, {info.dtype}): {len(samples)} samples, "
             f"{planner.grid_tiles} {'samples in the region' if planner.labeled else 'tiles'}, "
-            f"{candidates} to look at, {len(planner.angles)} chip(s) each, {workers} worker(s)."
+            f"{candidates} to look at, {len(planner.angles)} chip(s) each, {workers} worker(s); "
+            f"{reading}."
         )
         reporter.progress(0)
         final = _write(job, info, planner, candidates, per_batch, pool, reporter, started)

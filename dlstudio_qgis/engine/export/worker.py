@@ -1,6 +1,7 @@
 """The pool's worker processes: each opens the raster once, then writes batches of tiles.
 
-A task is a batch of consecutive tiles (so neighbouring windows share the GDAL block cache);
+A task is a batch of consecutive tiles (so neighbouring windows share the block cache: GDAL's,
+or the fast reader's, `tiffread.FastTiffReader`, which each process opens after the fork);
 for each tile the window is read once, then every chip of the tile (the tile itself and its
 rotations) is written with its labels. The result is small: counts and band statistics.
 The pool starts before the samples are read, so its processes do not carry them.
@@ -25,6 +26,7 @@ _state: dict = {}
 class WorkerConfig:
     info: SourceInfo
     parent_pid: int
+    fast_tiff: bool = False  # read tiles with tiffread.FastTiffReader (else GDAL)
 
 
 @dataclass
@@ -64,14 +66,16 @@ def init(config: WorkerConfig) -> None:
     import rasterio
     from rasterio.crs import CRS
 
-    from .chips import ChipWriter
+    from .chips import ChipWriter, open_fast_reader
 
     env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, CHECK_DISK_FREE_SPACE=False)
     env.__enter__()  # for the life of the process
     crs = CRS.from_wkt(config.info.crs_wkt)
+    info = config.info
+    fast = open_fast_reader(info.path, info.bands, info.dtype)[0] if config.fast_tiff else None
     _state.update(
-        config=config, env=env, ds=rasterio.open(config.info.path), crs=crs,
-        writer=ChipWriter(crs, config.info.nodata, rgb=True),
+        config=config, env=env, ds=rasterio.open(info.path), crs=crs, fast=fast,
+        writer=ChipWriter(crs, info.nodata, rgb=True),
     )  # fmt: skip
 
 
@@ -89,7 +93,7 @@ def run_batch(batch: Batch) -> BatchResult:
 
     config: WorkerConfig = _state["config"]
     info, ctx, ds, crs = config.info, batch.ctx, _state["ds"], _state["crs"]
-    writer = _state["writer"]
+    writer, fast = _state["writer"], _state["fast"]
     nodata = info.nodata
     fill = 0 if nodata is None else nodata
     src_transform = Affine(*info.transform)
@@ -98,7 +102,7 @@ def run_batch(batch: Batch) -> BatchResult:
     moments = pixels = None
     chips = 0
     for tile in batch.tiles:
-        data, valid = read_window(ds, info.bands, tile.window, fill, info.dtype)
+        data, valid = read_window(ds, info.bands, tile.window, fill, info.dtype, fast)
         box = (tile.col, tile.row, ctx.width, ctx.height)
         for chip in tile.chips:
             arr, chip_valid = chip_pixels(

@@ -4,6 +4,7 @@ template, band statistics in exact integers, samples parsed in bulk."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,68 @@ def test_samples_parsed_in_bulk_are_those_parsed_one_by_one(tmp_path, rasters):
     assert "2 invalid polygons were repaired" in result["bulk"]["log"]  # bowtie, flat
     assert "1 sample have no geometry" in result["bulk"]["log"]
     assert "1 sample are empty or have no area" in result["bulk"]["log"]
+
+
+# --- the fast tile reader (engine/tiffread.py) ---------------------------------------------
+
+
+def tiled_raster(path: Path, dtype: str, interleave: str, nodata, bands=3) -> Path:
+    """A 700 x 600 GeoTIFF tiled 256 x 256 (partial edge tiles), DEFLATE, predictor 2."""
+    rng = np.random.default_rng(11)
+    hi = 255 if dtype == "uint8" else 4000
+    data = rng.integers(0, hi, (bands, 600, 700)).astype(dtype)
+    data += np.add.outer(np.arange(600), np.arange(700)).astype(dtype) % 50
+    if nodata is not None:
+        data[:, :70, :90] = nodata
+    options = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "PREDICTOR=2",
+               f"INTERLEAVE={interleave}"]  # fmt: skip
+    gdt = {"uint8": gdal.GDT_Byte, "int16": gdal.GDT_Int16}[dtype]
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), 700, 600, bands, gdt, options)
+    ds.SetGeoTransform(GT)
+    ds.SetProjection(wkt(32611))
+    for b in range(bands):
+        if nodata is not None:
+            ds.GetRasterBand(b + 1).SetNoDataValue(nodata)
+        ds.GetRasterBand(b + 1).WriteArray(data[b])
+    ds = None
+    return path
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file of an export: the metadata less its time and with the output path as "OUT"."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            if p.suffix in (".emd", ".txt", ".json") and p.name != "map.txt":
+                lines = data.replace(str(folder).encode(), b"OUT").splitlines()
+                skip = (b"ExportedAt", b"Seconds")
+                data = b"\n".join(ln for ln in lines if not any(k in ln for k in skip))
+            out[str(p.relative_to(folder))] = data
+    return out
+
+
+@pytest.mark.parametrize("dtype,interleave,nodata", [("uint8", "PIXEL", None),
+                                                     ("int16", "BAND", -9999)])  # fmt: skip
+def test_chips_read_with_libdeflate_are_those_read_with_gdal(tmp_path, monkeypatch, dtype,
+                                                            interleave, nodata):  # fmt: skip
+    from export_support import export
+
+    raster = tiled_raster(tmp_path / "tiled.tif", dtype, interleave, nodata)
+    feats = [rect(5, 5, 60, 40), rect(240, 250, 300, 270, 2), rect(650, 560, 699, 599),
+             rect(500, 10, 560, 120, 2), rect(100, 400, 180, 470)]  # fmt: skip
+    runs = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("DLS_FAST_TIFF", flag)
+        ex = export(tmp_path, raster, feats, name=f"fast{flag}", rotation_angle=90,
+                    metadata_format="Classified_Tiles",
+                    samples_at=tmp_path / "s.geojson")  # fmt: skip
+        assert ex.ok, ex.run.stdout + ex.run.stderr
+        runs[flag] = ex
+    logs = {f: " ".join(m["message"] for m in ex.run.of("log")) for f, ex in runs.items()}
+    assert "reading tiles with GDAL (DLS_FAST_TIFF=0)" in logs["0"]
+    assert re.search(r"reading tiles with (libdeflate|zlib)\.", logs["1"]), logs["1"]
+    slow, fast = folder_bytes(runs["0"].out), folder_bytes(runs["1"].out)
+    assert sum(name.startswith("images") for name in fast) >= 20
+    assert slow.keys() == fast.keys()
+    assert [n for n in slow if slow[n] != fast[n]] == []
