@@ -234,6 +234,7 @@ class CollectDock(SampleEditsMixin, QDockWidget):
         self.draw_button.setChecked(new is self.draw_tool)
         self.pick_button.setChecked(new is self.pick_tool)
         self.edit_button.setChecked(new is self.edit_tool)
+        self._highlight()
 
     def _show_message(self, text: str, level: int) -> None:
         color = LEVEL_COLORS.get(level, LEVEL_COLORS[INFO])

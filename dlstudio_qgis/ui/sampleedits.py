@@ -47,9 +47,7 @@ class SampleEditsMixin:
         found = project.samples(ids=[fid]) if project is not None and fid is not None else []
         sample = found[0] if found else None
         self.selected = None if sample is None else sample.fid
-        layer = self.session.samples_layer
-        if layer is not None:
-            layer.selectByIds([self.selected] if sample else [])
+        self._highlight()
         if sample is not None:
             self.sample_label.setText(
                 f"Sample {sample.fid}: {self._class_name(sample.class_value)}, "
@@ -59,6 +57,17 @@ class SampleEditsMixin:
             self.session.set_current_unit(sample.work_unit)
         self._show_in_edit_tool(sample)
         self.update_state()
+
+    def _highlight(self) -> None:
+        """The selected sample as the layer's selection; not while editing its shape (the
+        selection's fill would hide the imagery under it: the tool's outline shows it)."""
+        layer = self.session.samples_layer
+        if layer is None:
+            return
+        editing = self.canvas.mapTool() is self.edit_tool
+        ids = [] if self.selected is None or editing else [self.selected]
+        if sorted(layer.selectedFeatureIds()) != ids:
+            layer.selectByIds(ids)
 
     def _show_in_edit_tool(self, sample=None) -> None:
         """The edit tool shows the selected sample's shape as the file holds it."""
@@ -82,6 +91,8 @@ class SampleEditsMixin:
             self.selected = None
             self.sample_label.setText("")
             self.update_state()
+        self.session.layers()  # forget layers the user removed
+        self._highlight()  # reloading the layer dropped its selection
         if not self.edit_tool.dragging:
             self._show_in_edit_tool()
 

@@ -30,6 +30,8 @@ from .watch import ChangeProbe
 
 INFO, WARNING, CRITICAL = 0, 1, 2
 POLL_MS = 1000
+#: renders after a change at which the project's layers are drawn afresh again (see refresh)
+REPAINTS_AFTER_CHANGE = 2
 
 
 class ProjectSession(QObject):
@@ -57,6 +59,8 @@ class ProjectSession(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.poll)
+        self._repaints_due = 0
+        canvas.mapCanvasRefreshed.connect(self._rendered)
 
     # --- opening and closing ---------------------------------------------------------------
 
@@ -131,7 +135,18 @@ class ProjectSession(QObject):
         for layer in self.layers():
             layer.dataProvider().reloadData()
             layer.triggerRepaint()
+        # QGIS 3.22: a render job under way (or cancelled) that drew a layer before the change
+        # still caches that image when it ends, after our repaint request invalidated the
+        # cache, so a later render shows the old shapes. Draw the layers afresh at the next
+        # renders too.
+        self._repaints_due = REPAINTS_AFTER_CHANGE
         self.changed.emit()
+
+    def _rendered(self) -> None:
+        if self._repaints_due > 0:
+            self._repaints_due -= 1
+            for layer in self.layers():
+                layer.triggerRepaint()
 
     def layers(self) -> list:
         """The project's layers still loaded (the user may have removed them)."""

@@ -88,12 +88,21 @@ def test_clicking_a_sample_shows_its_vertices_as_handles(setup):
     path, session, dock, canvas, fid = setup(sample=polygon(QUAD))
     assert dock.edit_tool.handles() == [] and dock.selected is None
     assert select(canvas, dock, X0 + 30, Y1 - 30) == fid
-    assert session.samples_layer.selectedFeatureIds() == [fid]
+    assert session.samples_layer.selectedFeatureIds() == []  # the handles show it, no fill
     handles = [pixel(canvas, p.x(), p.y()) for p in dock.edit_tool.handles()]
     assert handles == [px(canvas, x, y) for x, y in QUAD]  # the closing vertex has none
     # a click where there is no sample selects nothing and drops the handles
     assert select(canvas, dock, X0 + 150, Y1 - 150) is None
     assert dock.edit_tool.handles() == [] and not dock.delete_button.isEnabled()
+    # Select sample (the pick tool) selects on the layer, and keeps it across reloads
+    select(canvas, dock, X0 + 30, Y1 - 30)
+    dock.pick_button.click()
+    assert session.samples_layer.selectedFeatureIds() == [fid]
+    Project.open(path, COLLECTOR).edit_sample(fid, class_value=2)
+    assert session.poll() and session.samples_layer.selectedFeatureIds() == [fid]
+    dock.edit_button.click()  # back to editing: the handles again, no layer selection
+    assert len(dock.edit_tool.handles()) == 4
+    assert session.samples_layer.selectedFeatureIds() == []
 
 
 def test_dragging_a_rectangle_corner_keeps_it_a_rectangle_undo_and_redo(setup):
@@ -278,3 +287,20 @@ def test_the_handles_follow_a_change_made_by_another_process(setup):
     Project.open(path, ANALYST).delete_sample(fid)
     assert session.poll()
     assert dock.selected is None and dock.edit_tool.handles() == []
+
+
+def test_layers_are_drawn_afresh_at_the_renders_after_a_change(setup):
+    # QGIS 3.22 caches a layer image drawn by a render job that began before a change; the
+    # session asks for fresh drawings of its layers at the next two renders
+    path, session, dock, canvas, fid = setup(sample=polygon(QUAD))
+    requests = []
+    session.samples_layer.repaintRequested.connect(lambda *_: requests.append(1))
+    canvas.mapCanvasRefreshed.emit()
+    assert requests == []  # nothing changed: the cache is good
+    Project.open(path, COLLECTOR).edit_sample(fid, class_value=2)
+    assert session.poll()
+    count = len(requests)
+    assert count >= 1
+    for _ in range(3):
+        canvas.mapCanvasRefreshed.emit()
+    assert len(requests) == count + 2
