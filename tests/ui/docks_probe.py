@@ -1,9 +1,11 @@
 """Runs INSIDE the QGIS desktop (``qgis --code docks_probe.py``), started by test_docks_desktop.py:
 a scripted session with the plugin's docks. It creates a project on a synthetic scene (through
 the Processing algorithms), opens it in the project dock, takes the next work unit, draws
-samples on the map with real mouse events, marks the unit complete, reviews it with the
-keyboard (A, R, A) and finishes the review, taking screenshots on the way; then unloads the
-plugin. Writes a JSON result and quits QGIS.
+samples on the map with real mouse events, drags a corner of one with the Edit shape tool
+(undo, redo), marks the unit complete, reviews it with the keyboard (A, R, A) and finishes the
+review, taking screenshots on the way; then unloads the plugin. Writes a JSON result and quits
+QGIS. At start-up the plugin tried to reopen the last project (the test's profile names a file
+that is gone): that is recorded too.
 
 Environment: DLS_UI_RESULT (JSON path), DLS_UI_DIR (screenshots), DLS_SCENE (GeoTIFF),
 DLS_BUILDINGS (its buildings GeoJSON), DLS_PROJECT (the project file to create).
@@ -14,7 +16,7 @@ import os
 import traceback
 
 import qgis.utils
-from qgis.core import QgsApplication, QgsPointXY, QgsProject
+from qgis.core import QgsApplication, QgsPointXY, QgsProject, QgsSettings
 from qgis.PyQt.QtCore import QPoint, Qt, QTimer
 from qgis.PyQt.QtTest import QTest
 from qgis.PyQt.QtWidgets import QDockWidget
@@ -54,6 +56,9 @@ def create_and_open():
 
     manager = qgis.utils.plugins[PLUGIN].docks
     state["m"] = manager
+    # the plugin's start-up reopen of the last project (a file that is gone)
+    res["startup_message"] = list(manager.session.last_message)
+    res["last_project_at_start"] = QgsSettings().value("dlstudio/last_project", "")
     res["docks_before"] = our_docks()
     res["tabbed_with_project_dock"] = sorted(
         d.objectName() for d in iface.mainWindow().tabifiedDockWidgets(manager.project_dock)
@@ -123,11 +128,53 @@ def shot_collect():
     shot("collect_dock")
 
 
+def drag(a: QPoint, b: QPoint) -> None:
+    viewport = iface.mapCanvas().viewport()
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+    QTest.mouseMove(viewport, b)
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
+
+
+def edit_shape():
+    """Select the first sample with the Edit shape tool and drag its top-right corner out."""
+    m = state["m"]
+    canvas = iface.mapCanvas()
+    dock = m.collect_dock
+    dock.edit_button.click()
+    res["edit_tool_active"] = canvas.mapTool() is dock.edit_tool
+    sample = min(m.session.project.samples(), key=lambda s: s.fid)
+    x0, y0, x1, y1 = sample.geometry.bounds()
+    m.session.zoom_to(sample.geometry, buffer=0.6)
+    centre = to_pixel((x0 + x1) / 2, (y0 + y1) / 2)
+    drag(centre, centre)  # a click
+    res["edit_selected"] = dock.selected == sample.fid
+    res["edit_handles"] = len(dock.edit_tool.handles())
+    target = (x1 + 3.0, y1 + 2.0)
+    drag(to_pixel(x1, y1), to_pixel(*target))
+    edited = m.session.project.samples(ids=[sample.fid])[0].geometry
+    res["edit_rectangle"] = edited.is_rectangle()
+    res["edit_bounds"] = [list(sample.geometry.bounds()), list(edited.bounds())]
+    res["edit_target"] = list(target)
+    res["edit_tolerance"] = 2 * canvas.mapUnitsPerPixel()
+    canvas.setFocus()
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    undone = m.session.project.samples(ids=[sample.fid])[0].geometry
+    res["edit_undone"] = undone == sample.geometry
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)  # fmt: skip
+    res["edit_redone"] = m.session.project.samples(ids=[sample.fid])[0].geometry == edited
+    res["edit_history"] = [h.action for h in m.session.project.history("sample", sample.fid)]
+
+
+def shot_edit():
+    shot("edit_shape")
+
+
 def complete_and_review():
     m = state["m"]
     m.collect_dock.complete_button.click()
     res["unit_after_complete"] = m.session.project.work_unit(m.session.current_unit).status.value
-    iface.mapCanvas().unsetMapTool(m.collect_dock.draw_tool)
+    iface.mapCanvas().unsetMapTool(m.collect_dock.edit_tool)
     m.review_dock.raise_()
     m.review_dock.queue.setCurrentRow(0)
     m.review_dock.open_button.click()
@@ -166,6 +213,7 @@ def shot_project():
 
 
 def unload():
+    res["last_project_at_end"] = QgsSettings().value("dlstudio/last_project", "")
     res["unload_ok"] = bool(qgis.utils.unloadPlugin(PLUGIN))
 
 
@@ -174,7 +222,8 @@ def after_unload():
 
 
 STEPS = [(create_and_open, 2500), (start_next, 2000), (draw_samples, 2500),
-         (shot_collect, 500), (complete_and_review, 2500), (shot_review, 500),
+         (shot_collect, 500), (edit_shape, 2000), (shot_edit, 500),
+         (complete_and_review, 2500), (shot_review, 500),
          (finish_review, 2500), (shot_project, 500), (unload, 800),
          (after_unload, 200)]  # fmt: skip
 

@@ -1,6 +1,8 @@
 """The docks in the real QGIS desktop under Xvfb, driven by a scripted session (docks_probe.py):
-open a project, take a work unit, draw samples with the mouse, undo with Ctrl+Z, mark the unit
-complete, review it with the keyboard, finish; screenshots checked for real content."""
+open a project, take a work unit, draw samples with the mouse, undo with Ctrl+Z, drag a corner
+with the Edit shape tool, mark the unit complete, review it with the keyboard, finish;
+screenshots checked for real content. The profile names a last project that is gone: the
+plugin forgets it at start-up with a message."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ pytestmark = pytest.mark.xvfb
 def session(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("docks")
     install_plugin(root / "profiles", "test")
+    with (root / "profiles" / "test" / "QGIS" / "QGIS3.ini").open("a", encoding="utf-8") as f:
+        f.write(f"\n[dlstudio]\nlast_project={root / 'gone.gpkg'}\n")
     scene = root / "scene.tif"
     env_w = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     subprocess.run(
@@ -80,6 +84,28 @@ def test_samples_drawn_with_the_mouse_and_undone_with_ctrl_z(session):
     assert data["after_undo"] == data["drawn"]
 
 
+def test_the_last_project_gone_is_forgotten_at_start_and_the_new_one_remembered(session):
+    data = session["data"]
+    text, level = data["startup_message"]
+    assert level == 1 and "gone.gpkg" in text and "no longer there" in text  # a warning
+    assert data["last_project_at_start"] == ""
+    root = session["result"].parent
+    assert Path(data["last_project_at_end"]) == (root / "demo.gpkg").resolve()
+
+
+def test_a_corner_dragged_with_the_edit_tool_undone_and_redone(session):
+    data = session["data"]
+    assert data["edit_tool_active"] and data["edit_selected"] and data["edit_handles"] == 4
+    (x0, y0, x1, y1), (ex0, ey0, ex1, ey1) = data["edit_bounds"]
+    tx, ty = data["edit_target"]
+    tol = data["edit_tolerance"]
+    assert data["edit_rectangle"]
+    assert (ex0, ey0) == (x0, y0)  # the opposite corner stays exactly
+    assert abs(ex1 - tx) <= tol and abs(ey1 - ty) <= tol, (data["edit_bounds"], tol)
+    assert data["edit_undone"] and data["edit_redone"]
+    assert data["edit_history"] == ["collect", "edit", "edit", "edit"]
+
+
 def test_reviewed_with_the_keyboard(session):
     data = session["data"]
     assert data["unit_after_complete"] == "pending_review" and data["review_opened"]
@@ -95,7 +121,7 @@ def test_screenshots_have_real_content(session):
     from qgis.PyQt.QtGui import QImage
 
     names = sorted(Path(p).name for p in session["data"]["shots"])
-    assert names == ["collect_dock.png", "project_dock.png", "review_dock.png"]
+    assert names == ["collect_dock.png", "edit_shape.png", "project_dock.png", "review_dock.png"]
     for p in session["data"]["shots"]:
         image = QImage(p)
         assert not image.isNull() and image.width() >= 1000 and image.height() >= 600
