@@ -139,11 +139,11 @@ class SampleEditTool(QgsMapTool, _KeysMixin):
         self.cancel()
         if self.shape == POINT or self.geometry is None or self._vertex_at(e.pos()) is not None:
             return
-        if self.shape == RECTANGLE:
-            self.refused.emit("A rectangle keeps its 4 corners; drag a corner instead.")
-            return
         edge = self._edge_at(e.mapPoint())
         if edge is None:
+            return
+        if self.shape == RECTANGLE:
+            self.refused.emit("A rectangle keeps its 4 corners; drag a corner instead.")
             return
         after, at = edge
         pt = self._to_layer(at)

@@ -139,9 +139,8 @@ class SampleEditsMixin:
             self._show_in_edit_tool()
             return False
         old = found[0]
-        done = self.session.act(project.edit_sample, fid, geometry=parts[0])
-        self._show_in_edit_tool()
-        if done is None:
+        if self.session.act(project.edit_sample, fid, geometry=parts[0]) is None:
+            self._show_in_edit_tool()  # the stored shape again
             return False
         new = project.samples(ids=[fid])[0]
         self.undo_stack.push(EditShape(self.session, fid, old.geometry, new.geometry))

@@ -118,6 +118,12 @@ def test_dragging_a_rectangle_corner_keeps_it_a_rectangle_undo_and_redo(setup):
     assert (x0, y0) == (X0 + 20, Y1 - 60)  # the opposite corner did not move at all
     assert near((x1, y1), (X0 + 85, Y1 - 8), canvas, 2)
     assert "Edit the shape of sample" in dock.undo_button.toolTip()
+    # a rectangle takes no new vertex: a double-click on its edge says so, inside is quiet
+    double_click_at(canvas, px(canvas, X0 + 40, Y1 - 40))
+    assert dock.message.text() == "" and dock.undo_stack.count() == 1
+    double_click_at(canvas, px(canvas, X0 + 20, Y1 - 40))
+    assert "keeps its 4 corners" in dock.message.text()
+    assert stored(path, fid).geometry == moved.geometry and dock.undo_stack.count() == 1
     assert [h.action for h in Project.open(path).history("sample", fid)] == ["collect", "edit"]
     # the handles follow the stored shape
     corners = {(round(p.x()), round(p.y())) for p in dock.edit_tool.handles()}
