@@ -66,9 +66,10 @@ def init(config: WorkerConfig) -> None:
     import rasterio
     from rasterio.crs import CRS
 
+    from ..gdalenv import block_cache_env
     from .chips import ChipWriter, open_fast_reader
 
-    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, CHECK_DISK_FREE_SPACE=False)
+    env = block_cache_env(GDAL_CACHE_MB, CHECK_DISK_FREE_SPACE=False)
     env.__enter__()  # for the life of the process
     crs = CRS.from_wkt(config.info.crs_wkt)
     info = config.info
