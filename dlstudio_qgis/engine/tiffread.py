@@ -99,13 +99,16 @@ def decompressor() -> Decompressor:
 
 
 def _nodata(page, dtype: np.dtype):
-    """GDAL's nodata tag as a value of `dtype`; None when absent; ValueError if unusable."""
+    """GDAL's nodata tag as a value of `dtype`; None when absent; ValueError if it does not
+    fit `dtype` (GDAL would clamp or round it: this reader does not guess how)."""
     tag = page.tags.get(42113)
     if tag is None:
         return None
     text = str(tag.value).strip("\x00 ")
     value = float(text)
     if dtype.kind == "f":
+        if math.isfinite(value) and abs(value) > float(np.finfo(np.float32).max):
+            raise ValueError(f"nodata {text} does not fit {dtype}")
         return np.float32(value)
     if not value.is_integer() or not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
         raise ValueError(f"nodata {text} does not fit {dtype}")
@@ -165,14 +168,19 @@ class FastTiffReader:
                 why = cls._refuse(tif, path, bands)
                 if why:
                     return None, why
-                page = tif.pages[0]
-                nodata = _nodata(page, np.dtype(page.dtype))
+                page, odd_nodata = tif.pages[0], ""
+                try:
+                    nodata = _nodata(page, np.dtype(page.dtype))
+                except ValueError as exc:  # it matters only to sparse tiles
+                    nodata, odd_nodata = None, str(exc)
                 reader = cls(path, page, tif.byteorder, bands, nodata, cache_bytes)
         except Exception as exc:  # not a TIFF tifffile reads, or a tag it cannot parse
             return None, f"{type(exc).__name__}: {exc}"
-        sparse = not (reader.offsets.all() and reader.counts.all())
-        if sparse and os.path.exists(f"{path}.aux.xml"):  # GDAL might take nodata from there
-            return None, "sparse tiles and a .aux.xml beside the file"
+        if not (reader.offsets.all() and reader.counts.all()):  # sparse: nodata fills tiles
+            if odd_nodata:
+                return None, f"sparse tiles and {odd_nodata}"
+            if os.path.exists(f"{path}.aux.xml"):  # GDAL might take nodata from there
+                return None, "sparse tiles and a .aux.xml beside the file"
         return reader, ""
 
     @staticmethod

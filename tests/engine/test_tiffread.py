@@ -259,3 +259,12 @@ def test_a_forked_process_reads_with_its_own_file_and_decompressor(files):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"same": True, "whole": True, "own_fd": True,
                                        "own_decompressor": True}  # fmt: skip
+
+
+def test_sparse_tiles_with_an_aux_xml_are_left_to_gdal(files, tmp_path):
+    """GDAL may take the nodata that fills missing tiles from a .aux.xml: not guessed here."""
+    for name, sparse in (("sparse_nodata", True), ("deflate_p1_pixel_uint8_t256", False)):
+        shutil.copy(files[0] / f"{name}.tif", tmp_path / f"{name}.tif")
+        (tmp_path / f"{name}.tif.aux.xml").write_text("<PAMDataset/>")
+        reader, why = FastTiffReader.probe(tmp_path / f"{name}.tif", [1])
+        assert (reader is None) == sparse, why
