@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import benchlib  # noqa: E402
+from export_profile import profile_export  # noqa: E402
 
 TARGET_RATIO_ONE_CORE = 0.7
 TARGET_MEMORY_RATIO = 1.2
@@ -275,76 +276,6 @@ def bare_read_fast(ds: benchlib.Dataset, windows, cpus: set[int] | None, repeat=
     }
 
 
-def _rows(stats, total: float, key: int, top: int) -> list[dict]:
-    """The `top` functions by own time (key 2) or cumulative time (key 3)."""
-    items = sorted(stats.stats.items(), key=lambda kv: kv[1][key], reverse=True)[:top]
-    return [
-        {
-            "function": _name(func),
-            "calls": nc,
-            "own_s": round(tt, 3),
-            "cumulative_s": round(ct, 3),
-            "own_pct": round(100 * tt / total, 1),
-        }
-        for func, (_cc, nc, tt, ct, _callers) in items
-    ]
-
-
-def _name(func) -> str:
-    file, line, name = func
-    return f"{Path(file).name}:{line}({name})" if line else name
-
-
-def _callees(stats, parent: str) -> list[dict]:
-    """What the function named `parent` spends its time on: its direct callees, cumulative."""
-    parents = [f for f in stats.stats if f[2] == parent]
-    total = sum(stats.stats[f][3] for f in parents) or 1.0
-    rows = []
-    for func, (_cc, _nc, _tt, _ct, callers) in stats.stats.items():
-        for caller, (_c, nc, _t, ct) in callers.items():
-            if caller in parents:
-                rows.append((ct, nc, func))
-    rows.sort(reverse=True)
-    return [
-        {"function": _name(f), "calls": nc, "cumulative_s": round(ct, 3),
-         "pct": round(100 * ct / total, 1)}
-        for ct, nc, f in rows
-    ]  # fmt: skip
-
-
-def profile_export(ds: benchlib.Dataset, stride: int, cpus, top: int = 20) -> dict:
-    """The workers=1 export under cProfile, the pool process included: where the time goes."""
-    import pstats
-
-    work = SESSION["dir"] / "profile"
-    work.mkdir(parents=True)
-    job = work / "job.json"
-    job.write_text(json.dumps(make_job(ds, work / "out", stride, 1)), encoding="utf-8")
-    profiles = work / "profiles"
-    benchlib.warm(ds.raster)
-    script = Path(__file__).resolve().parent / "profiled_export.py"
-    argv = [benchlib.python(), str(script), str(job), str(profiles)]
-    run = benchlib.run_worker(argv, work / "stderr.log", cpus=cpus)
-    if run.returncode != 0:
-        raise SystemExit(f"the profiled export failed: {run.error}\n{run.stderr_tail}")
-    main = pstats.Stats(str(profiles / "main.prof"))
-    pool = pstats.Stats(*[str(p) for p in sorted(profiles.glob("pool-*.prof"))])
-    note(f"profiles written to {profiles}")
-    return {
-        "wall_s_under_profiler": round(run.seconds, 2),
-        "main_process": {
-            "profiled_s": round(main.total_tt, 2),
-            "by_own_time": _rows(main, main.total_tt, 2, 8),
-        },
-        "pool_processes": {
-            "profiled_s": round(pool.total_tt, 2),
-            "run_batch_breakdown": _callees(pool, "run_batch")[:12],
-            "by_own_time": _rows(pool, pool.total_tt, 2, top),
-        },
-        "files": str(profiles),
-    }
-
-
 # --- the benchmark -------------------------------------------------------------------------
 
 
@@ -390,8 +321,19 @@ def main(argv: list[str] | None = None) -> int:
             benchlib.clear(SESSION["dir"])
 
 
+def bytecode_as_installed() -> str:
+    """Let the workers use cached bytecode, as an installed plugin does: a shell that sets
+    PYTHONDONTWRITEBYTECODE makes every export compile the engine again (~70 ms a run)."""
+    import compileall
+
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    compileall.compile_dir(str(benchlib.REPO / "dlstudio_qgis"), quiet=1)
+    return "compiled once before the timed runs (as an installed plugin has it)"
+
+
 def run(args) -> int:
     t_start = time.perf_counter()
+    bytecode = bytecode_as_installed()
     load_before = [round(x, 2) for x in os.getloadavg()]
     busy_before = benchlib.busy_percent()
     size = args.size or (3000 if args.quick else 10000)
@@ -464,7 +406,8 @@ def run(args) -> int:
     profile = None
     if args.profile:
         t0 = time.perf_counter()
-        profile = profile_export(base, args.stride, one)
+        work = SESSION["dir"] / "profile"
+        profile = profile_export(base, work, make_job(base, work / "out", args.stride, 1), one)
         phase("profile", t0)
 
     create_us["end"] = benchlib.create_cost(session)
@@ -524,6 +467,7 @@ def run(args) -> int:
             "page_cache": "warm (the raster is read once before every timed run)",
             "output_folder": str(args.work_dir),
             "file_create_us": create_us,
+            "bytecode": bytecode,
             "timing": "export: subprocess start to exit; bare: the read loop only; the "
             f"fastest of {args.repeat} run(s); others_cpu_s: CPU other processes used meanwhile",
         },
