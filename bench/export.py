@@ -195,12 +195,8 @@ def run_export(
     return out, work
 
 
-def bare_read(ds: benchlib.Dataset, windows, cpus: set[int] | None, repeat=1) -> dict:
-    """Read the windows with rasterio and do nothing else: the floor of an export's cost.
-    A fresh dataset (and GDAL block cache) each time; the fastest of `repeat` runs."""
-    import rasterio
-    from rasterio.windows import Window
-
+def _timed_reads(ds: benchlib.Dataset, windows, cpus, repeat: int, read_all) -> dict:
+    """`read_all(windows)` timed `repeat` times on `cpus`, the raster warm; the fastest run."""
     saved = os.sched_getaffinity(0)
     times, others = [], []
     for _ in range(repeat):
@@ -209,11 +205,9 @@ def bare_read(ds: benchlib.Dataset, windows, cpus: set[int] | None, repeat=1) ->
         if cpus:
             os.sched_setaffinity(0, cpus)
         try:
-            with rasterio.Env(), benchlib.OthersCpu() as cpu:
+            with benchlib.OthersCpu() as cpu:
                 t0 = time.perf_counter()
-                with rasterio.open(ds.raster) as src:
-                    for c, r, w, h in windows:
-                        src.read(window=Window(c, r, w, h))
+                read_all(windows)
                 times.append(time.perf_counter() - t0)
             others.append(cpu.others())
         finally:
@@ -228,6 +222,20 @@ def bare_read(ds: benchlib.Dataset, windows, cpus: set[int] | None, repeat=1) ->
         "windows_per_s": round(len(windows) / dt, 1),
         "pinned_cpus": sorted(cpus) if cpus else None,
     }
+
+
+def bare_read(ds: benchlib.Dataset, windows, cpus: set[int] | None, repeat=1) -> dict:
+    """Read the windows with rasterio and do nothing else: the floor of an export's cost.
+    A fresh dataset (and GDAL block cache) each time; the fastest of `repeat` runs."""
+    import rasterio
+    from rasterio.windows import Window
+
+    def read_all(windows) -> None:
+        with rasterio.Env(), rasterio.open(ds.raster) as src:
+            for c, r, w, h in windows:
+                src.read(window=Window(c, r, w, h))
+
+    return _timed_reads(ds, windows, cpus, repeat, read_all)
 
 
 def bare_read_fast(ds: benchlib.Dataset, windows, cpus: set[int] | None, repeat=1) -> dict:
@@ -244,36 +252,15 @@ def bare_read_fast(ds: benchlib.Dataset, windows, cpus: set[int] | None, repeat=
     probe, why = FastTiffReader.probe(ds.raster, bands)
     if probe is None:
         return {"available": False, "why": why}
-    saved = os.sched_getaffinity(0)
-    times, others = [], []
-    for _ in range(repeat):
-        benchlib.warm(ds.raster)
-        quiet()
-        if cpus:
-            os.sched_setaffinity(0, cpus)
-        try:
-            with benchlib.OthersCpu() as cpu:
-                t0 = time.perf_counter()
-                reader = FastTiffReader.open(ds.raster, bands)
-                for c, r, w, h in windows:
-                    reader.read((c, r, w, h), np.empty((h, w, len(bands)), reader.dtype))
-                times.append(time.perf_counter() - t0)
-                reader.close()
-            others.append(cpu.others())
-        finally:
-            os.sched_setaffinity(0, saved)
-    best = min(range(repeat), key=times.__getitem__)
-    dt = times[best]
-    return {
-        "available": True,
-        "decoder": probe.decoder_name,
-        "windows": len(windows),
-        "seconds": round(dt, 3),
-        "seconds_all_runs": [round(t, 3) for t in times],
-        "others_cpu_s": others[best],
-        "windows_per_s": round(len(windows) / dt, 1),
-        "pinned_cpus": sorted(cpus) if cpus else None,
-    }
+
+    def read_all(windows) -> None:
+        reader = FastTiffReader.open(ds.raster, bands)
+        for c, r, w, h in windows:
+            reader.read((c, r, w, h), np.empty((h, w, len(bands)), reader.dtype))
+        reader.close()
+
+    timed = _timed_reads(ds, windows, cpus, repeat, read_all)
+    return {"available": True, "decoder": probe.decoder_name, **timed}
 
 
 # --- the benchmark -------------------------------------------------------------------------
