@@ -4,11 +4,10 @@ class keys, undo/redo with Ctrl+Z, picking, deleting, Mark unit complete; refusa
 from __future__ import annotations
 
 import pytest
-from qgis.core import QgsProject
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtTest import QTest
 from qgis_support import ANALYST, COLLECTOR, ORIGIN, OWNER, unit_ids_by_name
-from ui_support import click, drag, make_canvas, mouse, pixel
+from ui_support import click, close_docks, drag, make_canvas, mouse, pixel
 
 from dlstudio_qgis.core import Project, SampleStatus, WorkUnitStatus, rectangle
 from dlstudio_qgis.ui.collectdock import CollectDock
@@ -33,11 +32,7 @@ def setup(make_project):
         return path, session, dock, canvas
 
     yield make
-    for session, dock, canvas in made:
-        dock.cleanup()
-        session.close()
-        canvas.deleteLater()
-    QgsProject.instance().removeAllMapLayers()
+    close_docks(made)
 
 
 def draw_polygon(canvas, tool, ring, crs="EPSG:32611"):

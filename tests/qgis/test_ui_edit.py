@@ -6,11 +6,12 @@ imagery) snap back; a reviewed sample goes back to Pending approval."""
 from __future__ import annotations
 
 import pytest
-from qgis.core import QgsPointXY, QgsProject
+from qgis.core import QgsPointXY
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtTest import QTest
 from qgis_support import ANALYST, COLLECTOR, ORIGIN, OWNER, unit_ids_by_name
 from ui_support import (
+    close_docks,
     double_click_at,
     make_canvas,
     mouse_drag,
@@ -52,11 +53,7 @@ def setup(make_project):
         return path, session, dock, canvas, fid
 
     yield make
-    for session, dock, canvas in made:
-        dock.cleanup()
-        session.close()
-        canvas.deleteLater()
-    QgsProject.instance().removeAllMapLayers()
+    close_docks(made)
 
 
 def px(canvas, x, y):

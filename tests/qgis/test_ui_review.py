@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsProject
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtTest import QTest
 from qgis_support import ANALYST, COLLECTOR, ORIGIN, OWNER, unit_ids_by_name
-from ui_support import make_canvas
+from ui_support import close_docks, make_canvas
 
 from dlstudio_qgis.core import Project, SampleStatus, WorkUnitStatus, rectangle
 from dlstudio_qgis.ui.reviewdock import ReviewDock
@@ -44,11 +43,7 @@ def reviewing(make_project):
         return path, units, session, dock, canvas
 
     yield make
-    for session, dock, canvas in made:
-        dock.cleanup()
-        session.close()
-        canvas.deleteLater()
-    QgsProject.instance().removeAllMapLayers()
+    close_docks(made)
 
 
 def bar(dock, key):

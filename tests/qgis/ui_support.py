@@ -22,6 +22,15 @@ def make_canvas(crs: str = "EPSG:32611") -> QgsMapCanvas:
     return canvas
 
 
+def close_docks(made: list) -> None:
+    """Tear down the (session, dock, canvas) triples a dock fixture made, and the layers."""
+    for session, dock, canvas in made:
+        dock.cleanup()
+        session.close()
+        canvas.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
+
+
 def pixel(canvas, x: float, y: float, crs: str | None = None) -> QPoint:
     """The canvas pixel of a map point (given in `crs`, default the canvas's)."""
     pt = QgsPointXY(x, y)
