@@ -115,16 +115,10 @@ class SamplesMixin:
             units = _unit_index(con)
             unit = row["work_unit"]
             if geometry is not None:
-                problem = _sample_problem(geometry, info.inference_tool, info.sample_geometry)
-                if problem:
-                    raise GeometryError(f"Sample {fid}: {problem}.")
-                unit = (
-                    _unit_for(units, geometry) if _touches(geometry, info.imagery.extent) else None
-                )
-                if unit is None:
-                    raise OutsideImageryError(
-                        f"The new shape of sample {fid} lies outside the imagery's work units."
-                    )
+                unit = _placed(
+                    info, units, geometry, fid,
+                    f"The new shape of sample {fid} lies outside the imagery's work units.",
+                )  # fmt: skip
                 sets += ["geom = ?", "work_unit = ?"]
                 args += [to_gpkg(geometry, info.srs_id), unit]
             if class_value is not None:
@@ -186,19 +180,11 @@ class SamplesMixin:
                     f"Sample {fid} was {S(last['from_status']).label} when it was deleted, "
                     f"not {status.label}; it is restored only as it was."
                 )
-            problem = _sample_problem(sample.geometry, info.inference_tool, info.sample_geometry)
-            if problem:
-                raise GeometryError(f"Sample {fid}: {problem}.")
             units = _unit_index(con)
-            unit = (
-                _unit_for(units, sample.geometry)
-                if _touches(sample.geometry, info.imagery.extent)
-                else None
-            )
-            if unit is None:
-                raise OutsideImageryError(
-                    f"Sample {fid} lies outside the imagery's work units; it cannot be restored."
-                )
+            unit = _placed(
+                info, units, sample.geometry, fid,
+                f"Sample {fid} lies outside the imagery's work units; it cannot be restored.",
+            )  # fmt: skip
             value = _resolve_class(_class_lookup(con), sample.class_value)
             self._collect_into(con, units[unit][2], role)
             con.execute(
@@ -293,3 +279,14 @@ class SamplesMixin:
                 "their own samples. Ask an analyst or the owner."
             )
         return row
+
+
+def _placed(info, units: dict, geometry: Geometry, fid: int, outside: str) -> int:
+    """The work unit one sample's shape goes to; GeometryError or OutsideImageryError(outside)."""
+    problem = _sample_problem(geometry, info.inference_tool, info.sample_geometry)
+    if problem:
+        raise GeometryError(f"Sample {fid}: {problem}.")
+    unit = _unit_for(units, geometry) if _touches(geometry, info.imagery.extent) else None
+    if unit is None:
+        raise OutsideImageryError(outside)
+    return unit
