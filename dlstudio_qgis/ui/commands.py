@@ -74,29 +74,33 @@ class DeleteSample(_SampleCommand):
         return self.session.project.restore_sample(self.sample)
 
 
-class ChangeClass(_SampleCommand):
+class _EditSample(_SampleCommand):
+    """An `edit_sample` of one field (`KEY`): redo sets `new`, undo sets `old` back."""
+
+    KEY = ""
+
+    def __init__(self, session, fid: int, old, new, text: str):
+        super().__init__(session, text)
+        self.fid, self.old, self.new = fid, old, new
+
+    def do(self):
+        self.session.project.edit_sample(self.fid, **{self.KEY: self.new})
+        return True
+
+    def undo_it(self):
+        self.session.project.edit_sample(self.fid, **{self.KEY: self.old})
+        return True
+
+
+class ChangeClass(_EditSample):
+    KEY = "class_value"
+
     def __init__(self, session, fid: int, old: int, new: int, name: str):
-        super().__init__(session, f"Make sample {fid} {name}")
-        self.fid, self.old, self.new = fid, old, new
-
-    def do(self):
-        self.session.project.edit_sample(self.fid, class_value=self.new)
-        return True
-
-    def undo_it(self):
-        self.session.project.edit_sample(self.fid, class_value=self.old)
-        return True
+        super().__init__(session, fid, old, new, f"Make sample {fid} {name}")
 
 
-class EditShape(_SampleCommand):
+class EditShape(_EditSample):
+    KEY = "geometry"
+
     def __init__(self, session, fid: int, old: Geometry, new: Geometry):
-        super().__init__(session, f"Edit the shape of sample {fid}")
-        self.fid, self.old, self.new = fid, old, new
-
-    def do(self):
-        self.session.project.edit_sample(self.fid, geometry=self.new)
-        return True
-
-    def undo_it(self):
-        self.session.project.edit_sample(self.fid, geometry=self.old)
-        return True
+        super().__init__(session, fid, old, new, f"Edit the shape of sample {fid}")
