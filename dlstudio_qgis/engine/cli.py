@@ -23,7 +23,15 @@ import traceback
 from pathlib import Path
 from typing import IO
 
-from .protocol import PROTOCOL_VERSION, Cancelled, EngineError, InputError, Reporter
+from .protocol import (
+    PROTOCOL_VERSION,
+    Cancelled,
+    EngineError,
+    InputError,
+    Reporter,
+    describe_out_of_memory,
+    is_out_of_memory,
+)
 
 #: command name -> module (imported only when the command runs)
 COMMANDS: dict[str, str] = {
@@ -128,10 +136,16 @@ def main(argv: list[str] | None = None, stdout: IO[str] | None = None) -> int:
             kind="missing_dependency",
         )
         return 1
-    except MemoryError:
-        reporter.error("The worker ran out of memory.", kind="memory")
-        return 1
     except Exception as e:  # report, never die silently
+        if is_out_of_memory(e):
+            traceback.print_exc(file=sys.stderr)
+            reporter.error(
+                f"The {command or 'worker'} worker ran out of memory "
+                f"({describe_out_of_memory(e)}). Close other programs, or give it smaller "
+                "batches, tiles or rasters.",
+                kind="memory",
+            )
+            return 1
         traceback.print_exc(file=sys.stderr)
         reporter.error(
             f"{command or 'worker'} failed: {type(e).__name__}: {e}",

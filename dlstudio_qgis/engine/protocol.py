@@ -27,6 +27,35 @@ TYPES = ("progress", "log", "result", "error")
 LEVELS = ("debug", "info", "warning", "error")
 
 
+#: how torch reports a failed allocation in a plain RuntimeError (CUDA raises
+#: torch.OutOfMemoryError, a RuntimeError whose text has "out of memory" too)
+OUT_OF_MEMORY_TEXTS = (
+    "out of memory",
+    "can't allocate memory",
+    "cannot allocate memory",
+    "cublas_status_alloc_failed",
+    "cudnn_status_alloc_failed",
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a MemoryError, or a RuntimeError that says an allocation failed."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(t in text for t in OUT_OF_MEMORY_TEXTS)
+
+
+def describe_out_of_memory(exc: BaseException) -> str:
+    """The useful part of an out-of-memory message: how much was asked for."""
+    text = str(exc).strip()
+    start = text.find("DefaultCPUAllocator")
+    if start >= 0:
+        text = text[start:].split(" Error code")[0]
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first[:300]}"
+
+
 class EngineError(Exception):
     """A failure the worker reports as an error line; ``kind`` tells callers what went wrong."""
 

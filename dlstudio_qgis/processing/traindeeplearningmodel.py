@@ -40,7 +40,14 @@ from .base import (
 )
 from .jobs import end_job, remove_partials
 from .params import bool_param, enum_param, int_param, number_param
-from .trainsupport import FORMATS, ONLY_BACKBONE, check_format, output_package, report
+from .trainsupport import (
+    FORMATS,
+    ONLY_BACKBONE,
+    check_format,
+    memory_hint,
+    output_package,
+    report,
+)
 from .trainsupport import in_folder as checked_in_folder
 
 __all__ = ["FORMATS", "TrainDeepLearningModel"]  # FORMATS: compared with the engine's by a test
@@ -307,7 +314,9 @@ class TrainDeepLearningModel(DeepLearningAlgorithm):
                 )
             )
             steps.setCurrentStep(1)
-            result = run_engine("train", job_dict, steps, workdir)
+            result = run_engine(
+                "train", job_dict, steps, workdir, memory_hint=memory_hint(job_dict)
+            )
         except BaseException as exc:
             # Cancel kills the worker, so it cannot remove its own temporary package file
             remove_partials(output, f".{output.name}.*.partial", since=started)

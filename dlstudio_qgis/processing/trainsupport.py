@@ -128,3 +128,15 @@ def _nan_to_none(obj):
     if isinstance(obj, list):
         return [_nan_to_none(v) for v in obj]
     return obj
+
+
+def memory_hint(job: dict) -> str:
+    """What to lower when the training worker is killed for memory (the system's OOM killer
+    gives the worker no chance to measure a batch size itself)."""
+    batch = int(job.get("batch_size") or 1)
+    if batch > 1:
+        return (
+            f"Lower BATCH_SIZE (it was {batch}; try {batch // 2}), then chip_size in ARGUMENTS "
+            "or LOADER_WORKERS,"
+        )
+    return "Lower chip_size in ARGUMENTS or LOADER_WORKERS, choose a lighter backbone,"

@@ -51,11 +51,12 @@ class WorkerCancelled(QgsProcessingException):
     """The user cancelled: the worker was stopped (Processing reports the run as cancelled)."""
 
 
-def run_engine(command: str, job: dict, feedback, workdir) -> dict:
+def run_engine(command: str, job: dict, feedback, workdir, memory_hint: str = "") -> dict:
     """Run `command` on `job` in the worker; return its result line (a dict).
 
     Raises QgsProcessingException on an error line, a crash or a worker that cannot start,
     and WorkerCancelled (a QgsProcessingException) when `feedback` is cancelled.
+    `memory_hint` says what to lower when the worker is killed as the system's memory ran out.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +90,7 @@ def run_engine(command: str, job: dict, feedback, workdir) -> dict:
     if not crashed and code == 0 and relay.result is not None:
         return relay.result
     raise QgsProcessingException(
-        _death_message(command, python, code, crashed, stderr.tail + relay.noise)
+        _death_message(command, python, code, crashed, stderr.tail + relay.noise, memory_hint)
     )
 
 
@@ -264,7 +265,9 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _death_message(command: str, python: str, code: int, crashed: bool, lines: list[str]) -> str:
+def _death_message(
+    command: str, python: str, code: int, crashed: bool, lines: list[str], memory_hint: str
+) -> str:
     """Why the worker ended without a result or error line, and what to do about it."""
     signum = code if crashed else (code - 128 if 128 < code < 160 else None)
     if signum is not None:
@@ -275,8 +278,9 @@ def _death_message(command: str, python: str, code: int, crashed: bool, lines: l
         if signum == getattr(signal, "SIGKILL", 9):
             cause = (
                 "Most often the system ran out of memory and its out-of-memory killer stopped "
-                "the worker (or someone killed it). Use fewer WORKERS, smaller tiles or a "
-                "machine with more memory."
+                "the worker (or someone killed it). "
+                + (memory_hint or "Use fewer WORKERS, smaller tiles")
+                + " or a machine with more memory."
             )
         else:
             cause = "Something outside the plugin stopped it, or it crashed."

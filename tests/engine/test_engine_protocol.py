@@ -15,8 +15,23 @@ from dlstudio_qgis.engine.protocol import (
     EngineError,
     InputError,
     Reporter,
+    describe_out_of_memory,
     dumps,
+    is_out_of_memory,
     parse_line,
+)
+
+#: what torch 2.14 raises when an allocation fails (on the CPU under RLIMIT_AS, and on CUDA)
+CPU_OOM = (
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 100663296 bytes. Error code 12 (Cannot allocate memory)"
+)
+CUDA_OOM = (
+    "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.10 GiB "
+    "of which 1.06 GiB is free. Including non-PyTorch memory, this process has 78.03 GiB memory "
+    "in use. Of the allocated memory 76.50 GiB is allocated by PyTorch, and 1.02 GiB is reserved "
+    "by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
+    "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation."
 )
 
 
@@ -123,6 +138,8 @@ def test_result_merges_job_file_and_options(fake, tmp_path):
         (EngineError("out of luck", kind="gpu"), "gpu", 1),
         (ModuleNotFoundError("No module named 'torch'", name="torch"), "missing_dependency", 1),
         (ZeroDivisionError("division by zero"), "internal", 1),
+        (MemoryError(), "memory", 1),
+        (RuntimeError(CPU_OOM), "memory", 1),
         (KeyboardInterrupt(), "cancelled", 130),
     ],
 )
@@ -140,6 +157,45 @@ def test_failures_end_with_one_error_line_and_nonzero_status(fake, exc, kind, rc
     assert msgs[-1]["message"]
     if kind == "missing_dependency":
         assert "torch" in msgs[-1]["message"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (MemoryError(), True),
+        (RuntimeError(CPU_OOM), True),
+        (RuntimeError(CUDA_OOM), True),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True),
+        (RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x6)"), False),
+        (ValueError("out of memory"), False),  # only allocators' errors count
+    ],
+)
+def test_out_of_memory_is_told_from_other_failures(exc, expected):
+    assert is_out_of_memory(exc) is expected
+
+
+def test_an_out_of_memory_message_keeps_what_was_asked_for():
+    assert describe_out_of_memory(RuntimeError(CPU_OOM)) == (
+        "RuntimeError: DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+        "100663296 bytes."
+    )
+    cuda = describe_out_of_memory(RuntimeError(CUDA_OOM))
+    assert cuda.startswith("RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0")
+    assert len(cuda) <= len("RuntimeError: ") + 300
+
+
+def test_an_allocator_failure_names_memory_and_the_command(fake):
+    def run(params, reporter):
+        raise RuntimeError(CPU_OOM)
+
+    fake.run = run
+    out = io.StringIO()
+    assert cli.main(["fake"], stdout=out) == 1
+    (msg,) = lines(out)
+    assert msg["kind"] == "memory"
+    assert msg["message"].startswith("The fake worker ran out of memory (RuntimeError: Default")
+    assert "you tried to allocate 100663296 bytes" in msg["message"]
+    assert "smaller" in msg["message"]
 
 
 def test_usage_errors_are_reported_with_status_2(fake):

@@ -16,6 +16,7 @@ import pytest
 from qgis.core import QgsApplication, QgsProcessingException
 from qgis_support import ANALYST, COLLECTOR, OWNER, Capture, run
 
+from dlstudio_qgis import settings
 from dlstudio_qgis.core import Project
 from dlstudio_qgis.engine.train.job import BACKBONES, MODEL_TYPES, PROCESSORS
 from dlstudio_qgis.processing import traindeeplearningmodel as alg_module
@@ -69,7 +70,7 @@ def no_worker(monkeypatch):
     """Fails the test if the worker would start; records the calls otherwise made."""
     calls = []
 
-    def refuse(command, job, feedback, workdir):
+    def refuse(command, job, feedback, workdir, **options):
         calls.append((command, job))
         raise AssertionError("the worker must not start")
 
@@ -243,8 +244,9 @@ def test_job_written_and_recorded(make_project, tmp_path, monkeypatch):
     out = tmp_path / "m.dlpk"
     outcome = {}
 
-    def fake(command, job, feedback, workdir):
+    def fake(command, job, feedback, workdir, memory_hint=""):
         outcome["job"] = (command, job, Path(workdir).is_dir())
+        outcome["hint"] = memory_hint
         if outcome.get("raise"):
             (tmp_path / ".m.dlpk.abc123.partial").write_bytes(b"half")  # killed mid-write
             raise outcome["raise"]
@@ -279,6 +281,7 @@ def test_job_written_and_recorded(make_project, tmp_path, monkeypatch):
     )
     command, job, had_workdir = outcome["job"]
     assert command == "train" and had_workdir
+    assert outcome["hint"].startswith("Lower BATCH_SIZE (it was 8; try 4)")
     assert job["kind"] == "train" and job["in_folder"] == folder and job["output"] == str(out)
     assert job["arguments"] == {"class_balancing": True, "ignore_classes": [0]}
     assert (
@@ -316,6 +319,33 @@ def test_job_written_and_recorded(make_project, tmp_path, monkeypatch):
             )
         assert Project.open(path, OWNER).jobs()[-1]["status"] == status
         assert not list(tmp_path.glob(".m.dlpk.*.partial"))  # the kill's leftovers removed
+
+
+def test_a_worker_killed_for_memory_names_a_smaller_batch(tmp_path):
+    """The system's out-of-memory killer leaves the worker no word: the algorithm's message
+    names the batch size to try (a real worker process that SIGKILLs itself)."""
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\necho \'{"type": "progress", "value": 5}\'\nkill -9 $$\n')
+    python.chmod(0o755)
+    saved = settings._get(settings.WORKER_PYTHON_KEY)
+    settings.set_worker_python(str(python))
+    out = tmp_path / "m.dlpk"
+    try:
+        with pytest.raises(QgsProcessingException) as err:
+            run(
+                "traindeeplearningmodel",
+                IN_FOLDER=fake_export(tmp_path / "export"),
+                OUTPUT=str(out),
+                MODEL_TYPE="UNET",
+                BATCH_SIZE=16,
+            )
+    finally:
+        settings.set_worker_python(saved or None)
+    text = str(err.value)
+    assert "The train worker was killed by SIGKILL" in text and "out-of-memory killer" in text
+    assert "Lower BATCH_SIZE (it was 16; try 8), then chip_size in ARGUMENTS" in text
+    assert "WORKERS, smaller tiles" not in text  # the export's advice
+    assert not out.exists() and not list(tmp_path.glob(".m.dlpk.*"))
 
 
 # --- a real run ----------------------------------------------------------------------------

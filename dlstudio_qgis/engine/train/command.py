@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..protocol import InputError
+from ..protocol import InputError, describe_out_of_memory
 from .job import TrainJob
 
 HELP = "train a deep learning model from exported training data and write a .dlpk"
@@ -175,9 +175,12 @@ def train(job: TrainJob, data, device, reporter, began: float) -> dict:
 
     from ..models import TASKS
     from . import dataset as ds
-    from .checkpoint import Checkpoints, default_folder, job_hash
-    from .package_write import write_dlpk
-    from .trainer import EarlyStopping, Trainer
+    from .memory import (
+        free_memory,
+        is_out_of_memory,
+        largest_batch_that_fits,
+        memory_error,
+    )
 
     torch.manual_seed(job.seed)
     kind = TASKS[job.model_type]
@@ -208,6 +211,30 @@ def train(job: TrainJob, data, device, reporter, began: float) -> dict:
         f"{len(val_idx)} validation chips of {spec.chip_size} px, {spec.in_channels} "
         f"bands, {len(spec.classes)} classes, on {device}."
     )
+    try:
+        return _fit_and_package(
+            job, data, spec, task, (train_dl, val_dl), (train_idx, val_idx), device, reporter, began
+        )
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        cause = describe_out_of_memory(exc)
+    # out of the except block, the failed step's tensors are free to go
+    batch = train_dl.batch_size
+    free_memory(device)
+    reporter.warning(f"Out of memory with batches of {batch}; measuring a batch size that fits.")
+    fits = largest_batch_that_fits(task, train_ds, device, batch, log=reporter.info)
+    raise memory_error(job, spec.chip_size, batch, fits, device, cause)
+
+
+def _fit_and_package(job, data, spec, task, loaders, split, device, reporter, began) -> dict:
+    """Train (or resume), then write the package of the best epoch; the result line."""
+    from .checkpoint import Checkpoints, default_folder, job_hash
+    from .memory import autocast
+    from .package_write import write_dlpk
+    from .trainer import EarlyStopping, Trainer
+
+    (train_dl, val_dl), (train_idx, val_idx) = loaders, split
 
     store = Checkpoints(
         default_folder(job.output, job.checkpoint_dir),
@@ -225,7 +252,12 @@ def train(job: TrainJob, data, device, reporter, began: float) -> dict:
 
         steps = max(30, min(100, 3 * len(train_dl)))
         result = find_lr(
-            task, train_dl, steps=steps, log=reporter.info, progress=reporter.scaled(0, 5).progress
+            task,
+            train_dl,
+            steps=steps,
+            log=reporter.info,
+            progress=reporter.scaled(0, 5).progress,
+            autocast=lambda: autocast(device),
         )
         lr = result.lr
         finding = {"lr": lr, "steps": result.steps, "fallback": result.fallback}
@@ -262,7 +294,7 @@ def train(job: TrainJob, data, device, reporter, began: float) -> dict:
     emd = build_emd(job, data, spec, task, fit, metrics, finding, len(train_idx), len(val_idx))
     from .preview import render_preview
 
-    preview = render_preview(task, val_ds, spec)
+    preview = render_preview(task, val_dl.dataset, spec)
     out = write_dlpk(
         job.output,
         emd=emd,

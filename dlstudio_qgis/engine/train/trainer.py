@@ -9,7 +9,6 @@ not know them still has the message.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import torch
 
 from ..protocol import Cancelled, EngineError, InputError
 from .checkpoint import Checkpoints
+from .memory import autocast
 
 PATIENCE = 5  # epochs without improvement before early stopping (ArcGIS's default)
 MIN_DELTA = 1e-4  # relative improvement that counts
@@ -122,9 +122,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
 
     def autocast(self):
-        if self.amp:
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        return autocast(self.device)
 
     # --- reporting ---------------------------------------------------------------------------
 
