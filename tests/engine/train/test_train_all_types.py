@@ -14,11 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from engine_helpers import REPO
-from train_support import epoch_logs, package_emd, run_train, train_job
+from train_support import epoch_logs, export, package_emd, run_train, train_job
 
 PROBE = Path(__file__).with_name("dlpk_probe.py")
+FINE_TUNE_PROBE = Path(__file__).with_name("finetune_probe.py")
 NAMES = ["building", "road"]
 #: model type -> (export format, backbone, output classes)
 CASES = {
@@ -41,6 +43,14 @@ KINDS = {
 }
 #: the arguments each model resolves and writes into the emd (besides chip_size)
 MODEL_ARGUMENTS = {"SSD": {"grids", "zooms", "ratios"}, "RETINANET": {"scales", "ratios"}}
+
+
+def _probe_env() -> dict:
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -109,18 +119,13 @@ def test_every_package_reads_back_and_loads(trained):
     """read_dlpk reads each package, and its weights fit the model its emd describes."""
     packages = {t: trained(t)[0]["output"] for t in CASES}
     assert all(Path(p).is_file() for p in packages.values())
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
     proc = subprocess.run(
         [sys.executable, str(PROBE), json.dumps(list(packages.values()))],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=REPO,
-        env=env,
+        env=_probe_env(),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for model_type, read in zip(packages, json.loads(proc.stdout), strict=True):
@@ -128,3 +133,109 @@ def test_every_package_reads_back_and_loads(trained):
         assert read["emd"]["ModelParameters"]["model_type"] == model_type
         assert read["tensors"] > 0 and read["finite"], model_type
         assert read["missing"] == [] and read["unexpected"] == [], model_type
+
+
+#: the fine-tuning export's classes: reordered, and one the pretrained model never saw
+FINE_TUNE_CLASSES = [
+    {"value": 3, "name": "tree", "color": "#00ff00"},
+    {"value": 2, "name": "road", "color": "#3cb44b"},
+    {"value": 1, "name": "building", "color": "#e6194b"},
+]
+
+
+@pytest.fixture(scope="module")
+def reordered_export(exports, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("fine_tune")
+    scene = Path(exports["PASCAL_VOC_rectangles"]).parent
+    for name in ("scene.tif", "buildings_samples.geojson"):
+        (folder / name).symlink_to(scene / name)
+    return export(
+        folder,
+        folder / "scene.tif",
+        "PASCAL_VOC_rectangles",
+        classes=FINE_TUNE_CLASSES,
+        min_overlap=0.3,
+        stride=[32, 32],
+    )
+
+
+@pytest.mark.parametrize(
+    ("model_type", "head"),
+    [
+        # Faster R-CNN: one row per class, four box rows per class
+        ("FASTERRCNN", "roi_heads.box_predictor.cls_score.weight"),
+        # YOLOv3: per anchor, 5 box and objectness rows, then one row per class
+        ("YOLOV3", None),
+    ],
+)
+def test_fine_tuning_maps_the_head_by_class_name(
+    trained, reordered_export, tmp_path, model_type, head
+):
+    """PRETRAINED_MODEL on a real package: the rows of classes found by name keep their
+    pretrained weights (a learning rate of 1e-12 leaves them as they were), new classes start
+    fresh, and the rest of the network is loaded."""
+    pretrained = trained(model_type)[0]["output"]
+    fmt, backbone, _ = CASES[model_type]
+    job = train_job(
+        tmp_path,
+        reordered_export,
+        f"{model_type.lower()}_tuned",
+        model_type=model_type,
+        backbone=backbone,
+        batch_size=2,
+        arguments="chip_size=64",
+        pretrained_model=pretrained,
+        learning_rate=1e-12,
+    )
+    run = run_train(tmp_path, job)
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    logs = " ".join(m["message"] for m in run.of("log"))
+    assert "classes matched by name: road, building; new: tree" in logs, logs
+    emd, _ = package_emd(Path(job["output"]))
+    old_names = CASES[model_type][2]
+    new_names = emd["ModelParameters"]["output_classes"]
+    assert [n for n in new_names if not n.startswith("__")] == ["tree", "road", "building"]
+
+    proc = subprocess.run(
+        [sys.executable, str(FINE_TUNE_PROBE), pretrained, job["output"]],
+        capture_output=True, text=True, timeout=300, cwd=REPO, env=_probe_env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tensors = json.loads(proc.stdout)
+    assert tensors, "no output-class tensor changed shape"
+    checked = 0
+    for key, pair in tensors.items():
+        old, new = np.array(pair["old"]), np.array(pair["new"])
+        n_old, n_new = len(old_names), len(new_names)
+        if "bbox_pred" in key:  # class-major: `group` rows per class
+            group = len(new) // n_new
+            per_old = {c: old[i * group : (i + 1) * group] for i, c in enumerate(old_names)}
+            per_new = {c: new[j * group : (j + 1) * group] for j, c in enumerate(new_names)}
+            lead_old = lead_new = None
+        else:  # group-major: per anchor, `offset` leading rows and then the classes
+            anchors = len(new) - len(old)  # one more class adds one row per anchor
+            offset = len(new) // anchors - n_new
+            size_old, size_new = offset + n_old, offset + n_new
+            per_old = {
+                c: old[[a * size_old + offset + i for a in range(anchors)]]
+                for i, c in enumerate(old_names)
+            }
+            per_new = {
+                c: new[[a * size_new + offset + j for a in range(anchors)]]
+                for j, c in enumerate(new_names)
+            }
+            lead_old = np.concatenate(
+                [old[a * size_old : a * size_old + offset] for a in range(anchors)]
+            )
+            lead_new = np.concatenate(
+                [new[a * size_new : a * size_new + offset] for a in range(anchors)]
+            )
+        for name in ("road", "building", *[n for n in new_names if n.startswith("__")]):
+            assert np.allclose(per_new[name], per_old[name], atol=1e-6), (key, name)
+        assert not np.allclose(per_new["tree"], per_old["road"], atol=1e-3), key
+        if lead_old is not None:
+            assert np.allclose(lead_new, lead_old, atol=1e-6), key
+        checked += 1
+    if head is not None:
+        assert head in tensors
+    assert checked == len(tensors)
