@@ -44,6 +44,7 @@ from .trainsupport import (
     FORMATS,
     ONLY_BACKBONE,
     check_format,
+    check_pretrained_package,
     memory_hint,
     output_package,
     report,
@@ -187,8 +188,10 @@ class TrainDeepLearningModel(DeepLearningAlgorithm):
                     fileFilter=tr("Deep learning package (*.dlpk);;Model definition (*.emd)"),
                     optional=True,
                 ),
-                "A .dlpk to fine-tune (same model type and backbone); its classes are matched by "
-                "name. It is read safely: a package with code or pickled objects is refused.",
+                "A .dlpk to fine-tune (same model type and backbone). Its classes are matched by "
+                "name (case aside); a class it lacks starts fresh. With no name in common, the "
+                "same number of classes is matched by position, and another number is refused. "
+                "It is read safely: a package with code or pickled objects is refused.",
             )
         )
         add(
@@ -401,4 +404,6 @@ class TrainDeepLearningModel(DeepLearningAlgorithm):
         except EngineError as exc:
             raise QgsProcessingException(str(exc)) from exc
         check_format(in_folder, model_type)
+        if pretrained:
+            check_pretrained_package(pretrained, in_folder, model_type, backbone)
         return job

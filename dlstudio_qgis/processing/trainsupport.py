@@ -11,6 +11,9 @@ from pathlib import Path
 
 from qgis.core import QgsProcessingException
 
+from ..engine.protocol import EngineError
+from ..engine.train.classmap import check_pretrained
+from ..engine.train.package import read_package
 from .base import tr
 
 EXPORT_EMD = "esri_model_definition.emd"
@@ -67,15 +70,20 @@ def output_package(text: str, overwrite: bool) -> Path:
     return output
 
 
-def check_format(folder: Path, model_type: str) -> None:
-    """The export's metadata format must be one the model type trains from."""
+def _export_emd(folder: Path) -> dict:
     try:
         emd = json.loads((folder / EXPORT_EMD).read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
         raise QgsProcessingException(
             tr(f"'{folder / EXPORT_EMD}' cannot be read as a model definition: {exc}.")
         ) from exc
-    fmt = emd.get("MetaDataMode") if isinstance(emd, dict) else None
+    return emd if isinstance(emd, dict) else {}
+
+
+def check_format(folder: Path, model_type: str) -> None:
+    """The export's metadata format must be one the model type trains from."""
+    emd = _export_emd(folder)
+    fmt = emd.get("MetaDataMode")
     fits = FORMATS.get(model_type, ())
     if fmt and fits and fmt not in fits:
         raise QgsProcessingException(
@@ -85,6 +93,19 @@ def check_format(folder: Path, model_type: str) -> None:
                 f"{fmt} data."
             )
         )
+
+
+def check_pretrained_package(path: str, folder: Path, model_type: str, backbone: str) -> None:
+    """PRETRAINED_MODEL is a package of this model type and backbone whose classes match the
+    export's (its definition is read; the weights are the worker's to load)."""
+    classes = [
+        str(c.get("Name", c.get("ClassName"))) for c in _export_emd(folder).get("Classes") or []
+    ]
+    try:
+        emd = read_package(path, weights=False).emd
+        check_pretrained(emd, model_type, backbone, classes, path)
+    except EngineError as exc:
+        raise QgsProcessingException(str(exc)) from exc
 
 
 def _number(value) -> float | None:

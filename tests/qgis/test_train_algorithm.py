@@ -181,6 +181,52 @@ def test_refused_before_the_worker_starts(tmp_path, no_worker, params, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 
+def _package(path: Path, model_type: str, names: list[str]) -> str:
+    """A package's definition as another run wrote it (only its .emd is read here)."""
+    import zipfile
+
+    emd = {
+        "Framework": "PyTorch",
+        "ModelConfiguration": "DLStudio",
+        "ModelType": "ImageClassification",
+        "ModelFile": "old.pth",
+        "Classes": [{"Value": i + 1, "Name": n} for i, n in enumerate(names)],
+        "ModelParameters": {"model_type": model_type, "backbone": "RESNET34"},
+    }
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("old.emd", json.dumps(emd))
+        zf.writestr("old.pth", b"weights the worker would load")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "names", "message"),
+    [
+        (
+            "UNET",
+            ["tree", "water"],
+            "has 2 classes (tree, water) and the training data 1 (building), with no class name "
+            "in common, so its class layers cannot be used",
+        ),
+        ("PSPNET", ["building"], "is a PSPNET model on RESNET34; this job trains UNET on RESNET34"),
+    ],
+)
+def test_pretrained_model_that_does_not_fit_is_refused(
+    tmp_path, no_worker, model_type, names, message
+):
+    package = _package(tmp_path / "old.dlpk", model_type, names)
+    with pytest.raises(QgsProcessingException) as err:
+        run(
+            "traindeeplearningmodel",
+            IN_FOLDER=fake_export(tmp_path / "export"),
+            OUTPUT=str(tmp_path / "m.dlpk"),
+            MODEL_TYPE="UNET",
+            PRETRAINED_MODEL=package,
+        )
+    assert message in str(err.value)
+    assert not no_worker and not (tmp_path / "m.dlpk").exists()
+
+
 def test_yolov3_backbone(tmp_path, no_worker):
     folder = fake_export(tmp_path / "export", "PASCAL_VOC_rectangles")
     with pytest.raises(QgsProcessingException, match="YOLOV3 works with the DARKNET53 backbone"):

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..protocol import InputError
+from .classmap import check_pretrained, index_mapping, output_names
 
 LAST, BEST = "last.pt", "best.pt"
 #: job fields that do not change what is trained
@@ -102,20 +103,6 @@ class Checkpoints:
 # --- PRETRAINED_MODEL ----------------------------------------------------------------------
 
 
-def output_names(emd: dict) -> list[str]:
-    """The class name of each output index of a packaged model."""
-    params = emd.get("ModelParameters") or {}
-    if params.get("output_classes"):
-        return [str(n) for n in params["output_classes"]]
-    names = [str(c.get("Name", c.get("ClassName"))) for c in emd.get("Classes") or []]
-    kind = params.get("model_type", "")
-    if kind in ("UNET", "PSPNET", "DEEPLAB"):
-        return ["background", *names]
-    if kind in ("SSD", "RETINANET", "FASTERRCNN", "MASKRCNN"):
-        return ["__background__", *names]
-    return names
-
-
 def _map_rows(key: str, old, new, probe_rows: int, mapping: dict, n_old: int, n_new: int):
     """`new` with the rows of `old` copied for the mapped output classes (dim 0 = outputs)."""
     group = probe_rows - new.shape[0]  # rows per class
@@ -143,16 +130,9 @@ def load_pretrained(task, path: str, log) -> dict:
 
     package = read_package(path)  # a .dlpk, or a .emd with its weights beside it
     emd, state = package.emd, package.state_dict
-    params = emd.get("ModelParameters") or {}
-    pair = (str(params.get("model_type", "")).upper(), str(params.get("backbone", "")).upper())
-    if pair != (task.model_type, task.backbone):
-        raise InputError(
-            f"PRETRAINED_MODEL '{path}' is a {pair[0] or '?'} model on {pair[1] or '?'}; this job "
-            f"trains {task.model_type} on {task.backbone}. Set MODEL_TYPE and BACKBONE to the "
-            "package's, or leave PRETRAINED_MODEL empty."
-        )
     old_names, new_names = output_names(emd), task.output_names
-    mapping = {j: old_names.index(n) for j, n in enumerate(new_names) if n in old_names}
+    match = check_pretrained(emd, task.model_type, task.backbone, new_names, path)
+    mapping = index_mapping(old_names, new_names, match)
     model_sd = task.model.state_dict()
     same_classes = old_names == new_names
     probe = None if same_classes else task.build(task.num_outputs + 1).state_dict()
@@ -180,15 +160,5 @@ def load_pretrained(task, path: str, log) -> dict:
                 "on another number of bands. Export the same bands, or train without it."
             )
     task.model.load_state_dict(loaded, strict=False)
-    real = [n for n in new_names if not n.startswith(("background", "__background__"))]
-    matched = [n for n in real if n in old_names]
-    log(
-        f"PRETRAINED_MODEL {Path(path).name}: {len(loaded)} tensors loaded; classes matched by "
-        f"name: {', '.join(matched) or 'none'}"
-        + (
-            f"; new: {', '.join(n for n in real if n not in old_names)}"
-            if len(matched) < len(real)
-            else ""
-        )
-    )
-    return {"path": str(path), "matched": matched, "fresh_tensors": len(fresh)}
+    log(f"PRETRAINED_MODEL {Path(path).name}: {len(loaded)} tensors loaded; {match.describe(path)}")
+    return {"path": str(path), "matched": list(match.pairs), "fresh_tensors": len(fresh)}

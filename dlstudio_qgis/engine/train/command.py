@@ -102,12 +102,24 @@ def check_inputs(job: TrainJob):
             f"The output package '{out}' already exists; set OVERWRITE to replace "
             "it, or choose another name."
         )
-    if job.pretrained_model and not Path(job.pretrained_model).is_file():
+    if job.pretrained_model:
+        check_pretrained_model(job, [str(c["Name"]) for c in data.classes])
+    return data
+
+
+def check_pretrained_model(job: TrainJob, classes: list[str]) -> None:
+    """PRETRAINED_MODEL exists, is a package of the job's model and backbone, and its classes
+    can be matched with the data's (its definition only: no weights, no torch)."""
+    from .classmap import check_pretrained
+    from .package import read_package
+
+    if not Path(job.pretrained_model).is_file():
         raise InputError(
             f"PRETRAINED_MODEL '{job.pretrained_model}' does not exist; give a "
             ".dlpk that Train Deep Learning Model wrote."
         )
-    return data
+    emd = read_package(job.pretrained_model, weights=False).emd
+    check_pretrained(emd, job.model_type, job.backbone, classes, job.pretrained_model)
 
 
 def run(params: dict, reporter) -> dict:
@@ -229,6 +241,8 @@ def train(job: TrainJob, data, device, reporter, began: float) -> dict:
 
 def _fit_and_package(job, data, spec, task, loaders, split, device, reporter, began) -> dict:
     """Train (or resume), then write the package of the best epoch; the result line."""
+    import torch
+
     from .checkpoint import Checkpoints, default_folder, job_hash
     from .memory import autocast
     from .package_write import write_dlpk
@@ -258,6 +272,7 @@ def _fit_and_package(job, data, spec, task, loaders, split, device, reporter, be
             log=reporter.info,
             progress=reporter.scaled(0, 5).progress,
             autocast=lambda: autocast(device),
+            scaler=torch.amp.GradScaler("cuda") if device.type == "cuda" else None,
         )
         lr = result.lr
         finding = {"lr": lr, "steps": result.steps, "fallback": result.fallback}

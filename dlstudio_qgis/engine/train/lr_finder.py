@@ -61,6 +61,7 @@ def find_lr(
     end: float = 1.0,
     steps: int = 100,
     autocast=None,
+    scaler=None,
     log=None,
     progress=None,
 ) -> LRFinding:
@@ -87,8 +88,13 @@ def find_lr(
             if not math.isfinite(value):
                 break
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:  # float16 gradients need the trainer's loss scaling
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             avg = beta * avg + (1 - beta) * value
             smooth = avg / (1 - beta ** (i + 1))
             lrs.append(lr)

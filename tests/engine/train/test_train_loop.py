@@ -125,11 +125,18 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best():
     assert not fit.stopped_early and fit.epochs_run == 6 and fit.best_epoch == 6
 
 
-def test_lr_finder_picks_a_rate_in_the_ramp_and_restores_the_weights():
+@pytest.mark.parametrize("scaled", [False, True])
+def test_lr_finder_picks_a_rate_in_the_ramp_and_restores_the_weights(scaled):
+    """Also with loss scaling, as on CUDA with float16 (GradScaler runs on the CPU too)."""
     task = Scripted()
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
     logs = []
-    found = find_lr(task, task.batches, start=1e-5, end=10.0, steps=60, log=logs.append)
+    scaler = torch.amp.GradScaler("cpu") if scaled else None
+    found = find_lr(
+        task, task.batches, start=1e-5, end=10.0, steps=60, log=logs.append, scaler=scaler
+    )
+    if scaled:
+        assert scaler.get_scale() > 1  # it did scale the loss
     assert 1e-5 <= found.lr <= 10.0 and not found.fallback
     assert found.lrs[0] == pytest.approx(1e-5) and len(found.lrs) == len(found.losses) <= 60
     assert min(found.losses) < found.losses[0]  # the loss fell somewhere on the ramp
@@ -214,6 +221,17 @@ def test_pretrained_model_maps_classes_by_name(tmp_path, one_thread):
     assert info["matched"] == ["road"] and "new: tree" in logs[0]
     with pytest.raises(InputError, match="is a DEEPLAB model on RESNET18; this job trains UNET"):
         load_pretrained(new, _package(tmp_path, old, "DEEPLAB"), logs.append)
+
+
+def test_renamed_classes_load_by_position(tmp_path, one_thread):
+    old = SegmentationTask(seg_spec(("building", "road")), "UNET", "RESNET18", {}, pretrained=None)
+    new = SegmentationTask(seg_spec(("Gebäude", "Straße")), "UNET", "RESNET18", {}, pretrained=None)
+    logs = []
+    info = load_pretrained(new, _package(tmp_path, old), logs.append)
+    head = "decoder.classifier.weight"
+    assert torch.equal(new.model.state_dict()[head], old.model.state_dict()[head])
+    assert info["matched"] == ["Gebäude", "Straße"]
+    assert "matched by position: building -> Gebäude, road -> Straße" in logs[0]
 
 
 def test_pretrained_model_may_be_a_bare_emd(tmp_path, one_thread):

@@ -182,6 +182,41 @@ def test_missing_pretrained_model(tmp_path, exports):
     _refused(tmp_path, job, "PRETRAINED_MODEL .* does not exist")
 
 
+def _other_package(tmp_path, model_type="UNET", names=("tree", "water", "field")) -> str:
+    """A package of another model's classes (its weights are never reached)."""
+    from dlstudio_qgis.engine.train.package_write import write_dlpk
+
+    emd = {
+        "Framework": "PyTorch",
+        "ModelConfiguration": "DLStudio",
+        "ModelType": "ImageClassification",
+        "ModelFile": "other.pth",
+        "Classes": [{"Value": i + 1, "Name": n} for i, n in enumerate(names)],
+        "ModelParameters": {"model_type": model_type, "backbone": "RESNET18"},
+    }
+    path = tmp_path / "other" / "other.dlpk"
+    path.parent.mkdir()
+    write_dlpk(path, emd=emd, state_dict={"w": torch.zeros(1)}, history=[], metrics={})
+    return str(path)
+
+
+def test_pretrained_model_of_other_classes(tmp_path, exports):
+    package = _other_package(tmp_path)
+    job = train_job(tmp_path, exports["Classified_Tiles"], pretrained_model=package)
+    _refused(
+        tmp_path,
+        job,
+        r"has 3 classes \(tree, water, field\) and the training data 2 \(building, road\), "
+        "with no class name in common",
+    )
+
+
+def test_pretrained_model_of_another_type(tmp_path, exports):
+    package = _other_package(tmp_path, "DEEPLAB", ("building", "road"))
+    job = train_job(tmp_path, exports["Classified_Tiles"], pretrained_model=package)
+    _refused(tmp_path, job, "is a DEEPLAB model on RESNET18; this job trains UNET on RESNET18")
+
+
 def test_gpu_asked_where_there_is_none(tmp_path, exports, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     job = train_job(tmp_path, exports["Classified_Tiles"], processor_type="GPU")
