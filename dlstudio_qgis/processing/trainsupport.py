@@ -37,11 +37,17 @@ def in_folder(text: str) -> Path:
     folder = Path(text).absolute()
     if not folder.is_dir():
         raise QgsProcessingException(tr(f"The training data folder '{folder}' does not exist."))
-    if not (folder / EXPORT_EMD).is_file() or not (folder / "images").is_dir():
+    missing = [
+        name
+        for name, there in ((EXPORT_EMD, (folder / EXPORT_EMD).is_file()),
+                            ("images/", (folder / "images").is_dir()))
+        if not there
+    ]  # fmt: skip
+    if missing:
         raise QgsProcessingException(
             tr(
-                f"'{folder}' is not exported training data: it lacks images/ or "
-                f"{EXPORT_EMD}. Give the folder Export training data wrote."
+                f"'{folder}' is not exported training data: it lacks {' and '.join(missing)}. "
+                "Give the folder Export Training Data for Deep Learning wrote."
             )
         )
     return folder

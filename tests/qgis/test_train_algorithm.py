@@ -256,13 +256,16 @@ def test_existing_output_and_bad_folder_refused(tmp_path, no_worker):
         run("traindeeplearningmodel", IN_FOLDER=folder, OUTPUT=str(out), MODEL_TYPE="UNET")
     assert out.read_bytes() == b"an earlier package"
     (tmp_path / "plain").mkdir()
-    with pytest.raises(QgsProcessingException, match="is not exported training data"):
-        run(
-            "traindeeplearningmodel",
-            IN_FOLDER=str(tmp_path / "plain"),
-            OUTPUT=str(tmp_path / "n.dlpk"),
-            MODEL_TYPE="UNET",
-        )
+    for lacking in ("esri_model_definition.emd and images/", "images/"):
+        with pytest.raises(QgsProcessingException) as err:
+            run(
+                "traindeeplearningmodel",
+                IN_FOLDER=str(tmp_path / "plain"),
+                OUTPUT=str(tmp_path / "n.dlpk"),
+                MODEL_TYPE="UNET",
+            )
+        assert f"is not exported training data: it lacks {lacking}. Give the" in str(err.value)
+        (tmp_path / "plain" / "esri_model_definition.emd").write_text("{}")
     assert not no_worker
 
 

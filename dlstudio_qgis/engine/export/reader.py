@@ -133,7 +133,10 @@ def _entries(folder: Path) -> list[tuple[Path, Path | None]]:
         return out
     images = folder / "images"
     if not images.is_dir():
-        raise InputError(f"'{folder}' is not an exported training-data folder (no images).")
+        raise InputError(
+            f"'{folder}' is not an exported training-data folder: it lacks {_missing(folder)}. "
+            "Choose the folder Export Training Data for Deep Learning wrote."
+        )
     return [(p, None) for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
@@ -150,7 +153,22 @@ def _infer_format(folder: Path, entries) -> str:
         return "PASCAL_VOC_rectangles"
     if any(s in IMAGE_SUFFIXES for s in suffixes):
         return "Classified_Tiles"
-    raise InputError(f"Cannot tell the metadata format of '{folder}'; it has no stats file.")
+    raise InputError(
+        f"Cannot tell the metadata format of '{folder}': it lacks {_missing(folder)}. Export the "
+        "training data again, or choose the folder Export Training Data for Deep Learning wrote."
+    )
+
+
+#: what an export folder holds (map.txt is optional: ours and ArcGIS's have images/ and labels/)
+EXPORT_PARTS = ("esri_model_definition.emd", "esri_accumulated_stats.json", "images/", "labels/")
+
+
+def _missing(folder: Path) -> str:
+    """The parts of an export that `folder` lacks, as a phrase."""
+    gone = [f"'{n}'" for n in EXPORT_PARTS if not (folder / n.rstrip("/")).exists()]
+    if not gone:
+        return "label files"
+    return gone[0] if len(gone) == 1 else f"{', '.join(gone[:-1])} and {gone[-1]}"
 
 
 def _label_file(folder: Path, image: Path, label: Path | None, suffixes) -> Path | None:

@@ -133,6 +133,25 @@ def test_missing_folder(tmp_path):
     _refused(tmp_path, job, "does not exist")
 
 
+def test_folder_that_is_not_an_export_names_what_it_lacks(tmp_path):
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    _refused(
+        tmp_path,
+        train_job(tmp_path, folder),
+        "is not an exported training-data folder: it lacks 'esri_model_definition.emd', "
+        "'esri_accumulated_stats.json', 'images/' and 'labels/'. Choose the folder",
+    )
+    (folder / "images").mkdir()
+    (folder / "labels").mkdir()
+    _refused(
+        tmp_path,
+        train_job(tmp_path, folder),
+        "Cannot tell the metadata format of .*: it lacks 'esri_model_definition.emd' and "
+        "'esri_accumulated_stats.json'. Export the training data again",
+    )
+
+
 def test_folder_without_chips(tmp_path, exports):
     folder = tmp_path / "empty"
     (folder / "images").mkdir(parents=True)
