@@ -63,7 +63,7 @@ def _steps_fit(task, dataset, size: int, device: torch.device) -> bool:
             loss.backward()
             optimizer.step()
         return True
-    except Exception as exc:  # noqa: BLE001 - anything but memory ends the probe
+    except Exception as exc:  # anything but memory ends the probe
         if is_out_of_memory(exc) or _ONEDNN_FAILED in str(exc):
             return False
         raise _NotMeasurable(f"{type(exc).__name__}: {exc}") from None
@@ -76,7 +76,7 @@ def _steps_fit(task, dataset, size: int, device: torch.device) -> bool:
 def largest_batch_that_fits(
     task, dataset, device: torch.device, failed: int, log=None
 ) -> int | None:
-    """The largest of failed/2, failed/4, ... 1 for which one training step fits; 0 when
+    """The largest of failed/2, failed/4, ... 1 for which two training steps fit; 0 when
     not even one chip fits; None when that cannot be measured."""
     size = failed // 2
     try:
