@@ -395,8 +395,20 @@ class InferRun:
             tr(f"Starting the inference worker ({settings.worker_python()})"
                + (f" for job {self.job_id}." if self.job_id else "."))
         )  # fmt: skip
-        self.result = run_engine("infer", job, self.feedback, self.workdir)
+        self.result = run_engine(
+            "infer", job, self.feedback, self.workdir, memory_hint=self._memory_hint(job)
+        )
         return self.result
+
+    def _memory_hint(self, job: dict) -> str:
+        """What to lower when the system's out-of-memory killer stops the worker."""
+        try:
+            batch = int(tool_arguments(self.tool, job.get("arguments"))["batch_size"])
+        except (EngineError, KeyError, TypeError, ValueError):
+            return ""
+        if batch > 1:
+            return f"Lower batch_size in ARGUMENTS (it was {batch}; try {batch // 2})."
+        return "Close other programs that use much memory."
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:

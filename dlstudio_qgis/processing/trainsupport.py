@@ -164,6 +164,6 @@ def memory_hint(job: dict) -> str:
     if batch > 1:
         return (
             f"Lower BATCH_SIZE (it was {batch}; try {batch // 2}), then chip_size in ARGUMENTS "
-            "or LOADER_WORKERS,"
+            "or LOADER_WORKERS."
         )
-    return "Lower chip_size in ARGUMENTS or LOADER_WORKERS, choose a lighter backbone,"
+    return "Lower chip_size in ARGUMENTS or LOADER_WORKERS, or choose a lighter backbone."

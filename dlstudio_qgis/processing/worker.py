@@ -279,8 +279,8 @@ def _death_message(
             cause = (
                 "Most often the system ran out of memory and its out-of-memory killer stopped "
                 "the worker (or someone killed it). "
-                + (memory_hint or "Use fewer WORKERS, smaller tiles")
-                + " or a machine with more memory."
+                + (memory_hint or "Use fewer WORKERS or smaller tiles.")
+                + " A machine with more memory helps too."
             )
         else:
             cause = "Something outside the plugin stopped it, or it crashed."

@@ -26,6 +26,7 @@ from qgis_support import (
     write_vector,
 )
 
+from dlstudio_qgis import settings
 from dlstudio_qgis.core import Project
 from dlstudio_qgis.engine.infer.job import ARGUMENTS
 from dlstudio_qgis.processing import infersupport
@@ -69,7 +70,7 @@ def no_worker(monkeypatch):
     """Fails the test if a worker would start; records the calls."""
     calls = []
 
-    def refuse(command, job, feedback, workdir):
+    def refuse(command, job, feedback, workdir, **options):
         calls.append((command, job))
         raise AssertionError("the worker must not start")
 
@@ -304,7 +305,7 @@ def test_detect_job_and_streamed_output(inputs, tmp_path, monkeypatch, make_proj
     )
     seen = {}
 
-    def worker(command, job, feedback, workdir):
+    def worker(command, job, feedback, workdir, **options):
         seen.update(command=command, job=job, workdir=Path(workdir))
         lines = [
             {"type": "Feature", "geometry": json.loads(_square(X0 + 60, Y0 + 60, 10)),
@@ -361,7 +362,7 @@ def test_a_failing_worker_is_recorded_and_leaves_nothing(inputs, tmp_path, monke
     model = fake_package(inputs["folder"] / "m.dlpk", emd("UNET"))
     out = tmp_path / "out.tif"
 
-    def worker(command, job, feedback, workdir):
+    def worker(command, job, feedback, workdir, **options):
         Path(f"{tmp_path}/.out.tif.4242.partial").write_bytes(b"half a raster")  # killed
         raise QgsProcessingException("The model could not be loaded: bad weights.")
 
@@ -373,3 +374,24 @@ def test_a_failing_worker_is_recorded_and_leaves_nothing(inputs, tmp_path, monke
     assert _files(tmp_path) == before and not out.exists()
     (rec,) = Project.open(project, OWNER).jobs()
     assert rec["status"] == "failed" and "bad weights" in rec["error"]
+
+
+def test_a_worker_killed_for_memory_names_a_smaller_batch(inputs, tmp_path):
+    """The system's out-of-memory killer leaves the worker no word: the message names the
+    batch size to try (a real worker process that SIGKILLs itself)."""
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\nkill -9 $$\n")
+    python.chmod(0o755)
+    saved = settings._get(settings.WORKER_PYTHON_KEY)
+    settings.set_worker_python(str(python))
+    model = fake_package(inputs["folder"] / "m.dlpk", emd("UNET"))
+    try:
+        with pytest.raises(QgsProcessingException) as err:
+            run("classifypixels", **_params("classifypixels", inputs, model, tmp_path,
+                                            ARGUMENTS="batch_size=8"))  # fmt: skip
+    finally:
+        settings.set_worker_python(saved or None)
+    text = str(err.value)
+    assert "The infer worker was killed by SIGKILL" in text and "out-of-memory killer" in text
+    assert "Lower batch_size in ARGUMENTS (it was 8; try 4). A machine with more memory" in text
+    assert not (tmp_path / "out.tif").exists()

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from infer_packages import emd, fake_package
 from qgis.core import QgsApplication, QgsProcessingException
 from qgis_support import ANALYST, COLLECTOR, OWNER, Capture, run
 
@@ -181,24 +182,6 @@ def test_refused_before_the_worker_starts(tmp_path, no_worker, params, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 
-def _package(path: Path, model_type: str, names: list[str]) -> str:
-    """A package's definition as another run wrote it (only its .emd is read here)."""
-    import zipfile
-
-    emd = {
-        "Framework": "PyTorch",
-        "ModelConfiguration": "DLStudio",
-        "ModelType": "ImageClassification",
-        "ModelFile": "old.pth",
-        "Classes": [{"Value": i + 1, "Name": n} for i, n in enumerate(names)],
-        "ModelParameters": {"model_type": model_type, "backbone": "RESNET34"},
-    }
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("old.emd", json.dumps(emd))
-        zf.writestr("old.pth", b"weights the worker would load")
-    return str(path)
-
-
 @pytest.mark.parametrize(
     ("model_type", "names", "message"),
     [
@@ -214,7 +197,11 @@ def _package(path: Path, model_type: str, names: list[str]) -> str:
 def test_pretrained_model_that_does_not_fit_is_refused(
     tmp_path, no_worker, model_type, names, message
 ):
-    package = _package(tmp_path / "old.dlpk", model_type, names)
+    classes = [{"Value": i + 1, "Name": n} for i, n in enumerate(names)]
+    params = {"model_type": model_type, "backbone": "RESNET34"}
+    package = fake_package(
+        tmp_path / "old.dlpk", emd(model_type, Classes=classes, ModelParameters=params)
+    )
     with pytest.raises(QgsProcessingException) as err:
         run(
             "traindeeplearningmodel",
@@ -393,7 +380,7 @@ def test_a_worker_killed_for_memory_names_a_smaller_batch(tmp_path):
     text = str(err.value)
     assert "The train worker was killed by SIGKILL" in text and "out-of-memory killer" in text
     assert "Lower BATCH_SIZE (it was 16; try 8), then chip_size in ARGUMENTS" in text
-    assert "WORKERS, smaller tiles" not in text  # the export's advice
+    assert "WORKERS or smaller tiles" not in text  # the export's advice
     assert not out.exists() and not list(tmp_path.glob(".m.dlpk.*"))
 
 
