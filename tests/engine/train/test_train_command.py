@@ -5,10 +5,16 @@ learning-rate range test, and the CLI's answer to an export of the wrong format.
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
-from train_support import epoch_logs, package_emd, run_train, train_job
+from engine_helpers import REPO
+from train_support import epoch_logs, package_emd, run_train, train_job, write_json
 
+from dlstudio_qgis.engine.protocol import parse_line
 from dlstudio_qgis.engine.train.command import CANCEL_AFTER_ENV
 
 
@@ -69,6 +75,39 @@ def test_unet_cancelled_after_epoch_1_resumes_and_packages(tmp_path, exports):
     assert len(emd["NormalizationStats"]["band_mean_values"]) == 3
     assert emd["Metrics"]["epochs"] == 2 and "miou" in emd["Metrics"]
     assert emd["DLStudio"]["job"]["model_type"] == "UNET"
+
+
+def test_a_killed_worker_resumes_from_its_last_epoch(tmp_path, exports):
+    """SIGKILL (no chance to clean up) right after the first epoch's line: the rerun of the
+    same job resumes from that epoch's checkpoint and packages; the killed run left no
+    package."""
+    job = train_job(tmp_path, exports["Classified_Tiles"], "killed", max_epochs=3,
+                    stop_training=False)  # fmt: skip
+    path = write_json(tmp_path / "killed_job.json", job)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlstudio_qgis.engine", "train", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO, env=env,
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:
+            message = parse_line(line)
+            if message and message["type"] == "log" and "epoch" in message:
+                proc.kill()  # the checkpoint is written before the epoch's line
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not Path(job["output"]).exists()
+    assert not list(Path(job["output"]).parent.glob("*.partial"))
+
+    again = run_train(tmp_path, job)
+    assert again.rc == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.last["resumed_from"] >= 1 and again.last["epochs_run"] == 3
+    assert [e["epoch"] for e in epoch_logs(again)] == list(range(again.last["resumed_from"] + 1, 4))
+    assert Path(job["output"]).is_file()
 
 
 def test_ssd_trains_on_pascal_voc(tmp_path, exports):
