@@ -403,7 +403,7 @@ class TrainDeepLearningModel(DeepLearningAlgorithm):
             TrainJob.from_dict(json.loads(json.dumps(job.to_dict())))
         except EngineError as exc:
             raise QgsProcessingException(str(exc)) from exc
-        check_format(in_folder, model_type)
+        export_emd = check_format(in_folder, model_type)
         if pretrained:
-            check_pretrained_package(pretrained, in_folder, model_type, backbone)
+            check_pretrained_package(pretrained, export_emd, model_type, backbone)
         return job

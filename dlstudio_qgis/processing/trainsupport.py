@@ -12,7 +12,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingException
 
 from ..engine.protocol import EngineError
-from ..engine.train.classmap import check_pretrained
+from ..engine.train.classmap import check_pretrained, class_names
 from ..engine.train.package import read_package
 from .base import tr
 
@@ -86,8 +86,9 @@ def _export_emd(folder: Path) -> dict:
     return emd if isinstance(emd, dict) else {}
 
 
-def check_format(folder: Path, model_type: str) -> None:
-    """The export's metadata format must be one the model type trains from."""
+def check_format(folder: Path, model_type: str) -> dict:
+    """The export's model definition, whose metadata format must be one the model type trains
+    from."""
     emd = _export_emd(folder)
     fmt = emd.get("MetaDataMode")
     fits = FORMATS.get(model_type, ())
@@ -99,17 +100,15 @@ def check_format(folder: Path, model_type: str) -> None:
                 f"{fmt} data."
             )
         )
+    return emd
 
 
-def check_pretrained_package(path: str, folder: Path, model_type: str, backbone: str) -> None:
+def check_pretrained_package(path: str, export_emd: dict, model_type: str, backbone: str) -> None:
     """PRETRAINED_MODEL is a package of this model type and backbone whose classes match the
     export's (its definition is read; the weights are the worker's to load)."""
-    classes = [
-        str(c.get("Name", c.get("ClassName"))) for c in _export_emd(folder).get("Classes") or []
-    ]
     try:
         emd = read_package(path, weights=False).emd
-        check_pretrained(emd, model_type, backbone, classes, path)
+        check_pretrained(emd, model_type, backbone, class_names(export_emd), path)
     except EngineError as exc:
         raise QgsProcessingException(str(exc)) from exc
 

@@ -18,12 +18,17 @@ SEGMENTATION = ("UNET", "PSPNET", "DEEPLAB")
 DETECTION = ("SSD", "RETINANET", "FASTERRCNN", "MASKRCNN")
 
 
+def class_names(emd: dict) -> list[str]:
+    """The names of a model definition's Classes (ours and ArcGIS's spellings)."""
+    return [str(c.get("Name", c.get("ClassName"))) for c in emd.get("Classes") or []]
+
+
 def output_names(emd: dict) -> list[str]:
     """The class name of each output index of a packaged model."""
     params = emd.get("ModelParameters") or {}
     if params.get("output_classes"):
         return [str(n) for n in params["output_classes"]]
-    names = [str(c.get("Name", c.get("ClassName"))) for c in emd.get("Classes") or []]
+    names = class_names(emd)
     kind = str(params.get("model_type", "")).upper()
     if kind in SEGMENTATION:
         return ["background", *names]
