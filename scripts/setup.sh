@@ -55,9 +55,19 @@ fi
 want="$(sha256sum requirements.txt | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 if [[ "$want" != "$have" ]]; then
+    # torch's CUDA build and its nvidia-* libraries take about 5.5 GB in .venv; a
+    # disk that fills half-way leaves pip's OSError and a half-installed .venv.
+    need_gb="${DLSTUDIO_SETUP_FREE_GB:-7}"
+    free_kb="$(df --output=avail -k "$VENV" | tail -1 | tr -d ' ')"
+    if ((free_kb < need_gb * 1024 * 1024)); then
+        die "not enough disk space for .venv: $((free_kb / 1024)) MB free on the disk of $VENV,
+about $need_gb GB needed (torch with its CUDA libraries is about 5.5 GB).
+Free some space there (or clone the project onto a larger disk) and run make setup again."
+    fi
     say "installing requirements.txt into .venv (first run downloads torch: several GB)"
     rm -f "$STAMP"
-    "$VPY" -m pip install --disable-pip-version-check -r requirements.txt
+    # --no-cache-dir: a copy of the downloaded wheels in ~/.cache/pip would double the space.
+    "$VPY" -m pip install --disable-pip-version-check --no-cache-dir -r requirements.txt
     numpy_check=1
 else
     say "requirements unchanged"
