@@ -57,11 +57,13 @@ have="$(cat "$STAMP" 2>/dev/null || true)"
 if [[ "$want" != "$have" ]]; then
     # torch's CUDA build and its nvidia-* libraries take about 5.5 GB in .venv; a
     # disk that fills half-way leaves pip's OSError and a half-installed .venv.
+    # What an earlier, interrupted install left in .venv counts towards it.
     need_gb="${DLSTUDIO_SETUP_FREE_GB:-7}"
     free_kb="$(df --output=avail -k "$VENV" | tail -1 | tr -d ' ')"
-    if ((free_kb < need_gb * 1024 * 1024)); then
+    held_kb="$(du -sk "$VENV" | cut -f1)"
+    if ((free_kb + held_kb < need_gb * 1024 * 1024)); then
         die "not enough disk space for .venv: $((free_kb / 1024)) MB free on the disk of $VENV,
-about $need_gb GB needed (torch with its CUDA libraries is about 5.5 GB).
+about $need_gb GB needed in all (torch with its CUDA libraries is about 5.5 GB).
 Free some space there (or clone the project onto a larger disk) and run make setup again."
     fi
     say "installing requirements.txt into .venv (first run downloads torch: several GB)"
